@@ -1,0 +1,37 @@
+"""The ``espnet-ros`` command. Each subcommand lives in its own module of this package.
+
+A module listed in SUBCOMMANDS provides ``add_parser(subparsers)``, which registers its parser
+and sets ``func`` to a callable taking the parsed arguments and returning an exit code.
+"""
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = ("predict", "models", "info")
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="espnet-ros", description="ESPNet semantic segmentation: models, inference and tools.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in SUBCOMMANDS:
+        importlib.import_module("%s.%s" % (__name__, name)).add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except CommandError as exc:
+        print("espnet-ros %s: error: %s" % (args.command, exc), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Image -> labels: the one inference path shared by the node and every offline tool."""
+import time
+from typing import List, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..models import create_model
+from .preprocess import Preprocessor
+
+# Centre-aligned nearest neighbour where OpenCV has it (4.5+); Jetson images may carry older.
+NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
+
+
+class Timing(NamedTuple):
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+
+class Segmenter:
+    """Runs a zoo model on uint8 images.
+
+    ``forward`` is the backend: a callable from a normalized NCHW tensor to logits; by default
+    the eager PyTorch model. ``input_size`` (width, height) overrides the entry's native size;
+    ``None`` there means each image's own size.
+    """
+
+    def __init__(self, model, entry, device="cpu", input_size="native", forward=None):
+        self.entry = entry
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        size = entry.input_size if input_size == "native" else input_size
+        self.preprocess = Preprocessor(entry.normalization, size, self.device)
+        self.forward = forward or self.model
+        self.last_timing = Timing(0.0, 0.0, 0.0)
+        self._labels = None
+
+    @classmethod
+    def from_zoo(cls, name, weights=None, device="cpu", input_size="native", **kwargs):
+        model, entry = create_model(name, weights=weights, **kwargs)
+        return cls(model, entry, device, input_size)
+
+    @property
+    def input_size(self):
+        return self.preprocess.size
+
+    def logits(self, batch):
+        """Full model-resolution logits for a preprocessed batch."""
+        with torch.no_grad():
+            out = self.forward(batch)
+        if out.shape[2:] != batch.shape[2:]:
+            # Encoder-only variants predict at 1/8; the original code upsamples the logits x8
+            # bilinearly with align_corners=True before the argmax.
+            out = F.interpolate(out.float(), size=batch.shape[2:], mode="bilinear",
+                                align_corners=True)
+        return out
+
+    def segment_batch(self, images, order="bgr", output_size="input") -> List[np.ndarray]:
+        """Labels (uint8 HxW) per image, at the input's size or, with "model", the model's."""
+        t0 = time.perf_counter()
+        batch = self.preprocess(images, order)
+        t1 = time.perf_counter()
+        logits = self.logits(batch)
+        labels = self._argmax(logits)
+        t2 = time.perf_counter()
+        results = []
+        for image, label in zip(images, labels):
+            height, width = image.shape[:2]
+            if output_size == "input" and label.shape != (height, width):
+                label = cv2.resize(label, (width, height), interpolation=NEAREST)
+            results.append(label)
+        t3 = time.perf_counter()
+        self.last_timing = Timing((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return results
+
+    def segment(self, image, order="bgr", output_size="input") -> np.ndarray:
+        return self.segment_batch([image], order, output_size)[0]
+
+    def _argmax(self, logits):
+        shape = (logits.shape[0],) + tuple(logits.shape[2:])
+        if self._labels is None or tuple(self._labels.shape) != shape:
+            self._labels = torch.empty(shape, dtype=torch.uint8)
+        self._labels.copy_(logits.argmax(1))
+        return self._labels.numpy()

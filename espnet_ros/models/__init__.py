@@ -1,0 +1,41 @@
+"""Models: ESPNet variants, ENet, the zoo of named checkpoints and weight resolution."""
+from . import zoo
+from .enet import ENet
+from .espnet import ESPNet, ESPNetEncoder
+from .weights import WeightsError, load_state_dict, resolve
+
+
+def build(entry):
+    """Instantiates the architecture of a zoo entry (random weights)."""
+    args = dict(entry.arch_args)
+    if entry.arch == "espnet":
+        return ESPNet(**args)
+    if entry.arch == "enet":
+        return ENet(**args)
+    if entry.arch in ("espnet-a", "espnet-b", "espnet-c"):
+        args.setdefault("variant", entry.arch[-1].upper())
+        return ESPNetEncoder(**args)
+    raise ValueError("unknown architecture %r" % entry.arch)
+
+
+def create_model(name, weights=None, pretrained=True, allow_download=True):
+    """Builds the named zoo model, loading its weights with strict key matching.
+
+    ``weights`` overrides the published file; ``pretrained=False`` leaves random weights
+    (for training and benchmarks). An architecture entry without published weights needs
+    ``weights`` unless ``pretrained=False``. Returns (model in eval mode, entry).
+    """
+    entry = zoo.get(name)
+    model = build(entry)
+    if weights or pretrained:
+        path = resolve(entry, weights, allow_download=allow_download)
+        state = load_state_dict(path)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError("weights %s do not fit model %r: %s" % (path, name, exc)) from exc
+    return model.eval(), entry
+
+
+__all__ = ["ENet", "ESPNet", "ESPNetEncoder", "WeightsError", "build", "create_model",
+           "load_state_dict", "resolve", "zoo"]

@@ -1,0 +1,153 @@
+"""The model zoo: one named entry per architecture and per published checkpoint.
+
+Everything needed to use a checkpoint correctly lives in its entry: architecture arguments,
+classes, palette, the input normalization the weights were trained with, native input size,
+decoder variant, source, checksum and licence.
+"""
+from collections import OrderedDict
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from .classes import (
+    CAMVID_CLASSES,
+    CAMVID_PALETTE,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_PALETTE,
+    CITYSCAPES_TRAINID_TO_LABELID,
+)
+
+ORIGINAL_URL = "https://github.com/sacmehta/ESPNet/raw/master/pretrained/"
+ORIGINAL_LICENCE = "MIT (github.com/sacmehta/ESPNet)"
+
+
+class Normalization(NamedTuple):
+    """out = (pixel - mean) / std * scale, channels in ``order`` (what the weights expect)."""
+    order: str            # "bgr" or "rgb"
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    scale: float          # the original ESPNet code divides by 255 once more after (x-mean)/std
+
+
+# Cityscapes training statistics of the original code (BGR, 0..255).
+CITYSCAPES_NORM = Normalization(
+    "bgr", (72.3923111, 82.90893555, 73.15840149), (45.3192215, 46.15289307, 44.91483307), 1 / 255.0)
+# CamVid training split, computed as the original loader does (mean over images of each image's
+# per-channel mean and std, BGR); test_zoo recomputes them from the data.
+CAMVID_NORM = Normalization(
+    "bgr", (110.33103, 108.40886, 105.03319), (72.12571, 72.69075, 69.90435), 1 / 255.0)
+
+
+class ModelEntry(NamedTuple):
+    name: str
+    arch: str                          # espnet | espnet-a | espnet-b | espnet-c | enet
+    arch_args: Dict[str, object]
+    classes: Tuple[str, ...]
+    palette: Tuple[Tuple[int, int, int], ...]
+    normalization: Normalization
+    input_size: Tuple[int, int]        # native (width, height)
+    void_id: Optional[int]             # output id that means void / unlabeled, if any
+    dataset: str
+    description: str
+    weights_file: Optional[str] = None  # path relative to the publication folder
+    sha256: Optional[str] = None
+    licence: str = ""
+    label_ids: Optional[Tuple[int, ...]] = None  # train id -> dataset label id
+    parameters: Optional[int] = None   # parameters in the checkpoint (the tests load and count)
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    @property
+    def url(self):
+        return ORIGINAL_URL + self.weights_file if self.weights_file else None
+
+    @property
+    def output_stride(self):
+        """1 for full-resolution logits, 8 for the encoder-only variants."""
+        return 1 if self.arch in ("espnet", "enet") else 8
+
+
+_ZOO = OrderedDict()
+
+
+def _register(entry):
+    _ZOO[entry.name] = entry
+    return entry
+
+
+def _espnet_args(q, decoder_skip=None, classes=20):
+    args = {"classes": classes, "alpha2": 2, "alpha3": q, "k": 5}
+    if decoder_skip:
+        args["decoder_skip"] = decoder_skip
+    return args
+
+
+_CITY = dict(classes=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE, normalization=CITYSCAPES_NORM,
+             input_size=(1024, 512), void_id=19, dataset="cityscapes",
+             label_ids=CITYSCAPES_TRAINID_TO_LABELID)
+
+for _arch, _desc in (("espnet", "ESPNet: ESPNet-C encoder + reduce-upsample-merge decoder"),
+                     ("espnet-a", "ESPNet-A: plain stack of ESP modules, 1/8 output"),
+                     ("espnet-b", "ESPNet-B: ESPNet-A with shared level features, 1/8 output"),
+                     ("espnet-c", "ESPNet-C: ESPNet-B with input reinforcement, 1/8 output")):
+    _args = _espnet_args(8, "l1" if _arch == "espnet" else None)
+    if _arch in ("espnet-a", "espnet-b"):
+        _args["variant"] = _arch[-1].upper()
+    _register(ModelEntry(name=_arch, arch=_arch, arch_args=_args,
+                         description=_desc + " (architecture, no weights)", **_CITY))
+_register(ModelEntry(name="enet", arch="enet", arch_args={"classes": 20},
+                     description="ENet (Paszke et al. 2016), the paper's baseline (no weights)",
+                     **_CITY))
+
+_SHA = {
+    "decoder/espnet_p_2_q_3.pth": "8f3eb198fb15e5da7fa8d258d5f0fc4a4213e1124f415f6fc54d2772d585a7fc",
+    "decoder/espnet_p_2_q_5.pth": "0378be45080ca5edfc416e9ba06b04e74ec5e2ec4baf56597f25a894a8593942",
+    "decoder/espnet_p_2_q_8.pth": "343b0e77e8545d36113c4f3efbf1ee349256f25c97c9f9d5ddefe45f2f49763e",
+    "decoder/espnet_p_2_q_8_camvid.pth":
+        "7d354a257170322086dcd4c1e89a482454cf2c9d30b085e70883878dd59301af",
+    "encoder/espnet_p_2_q_3.pth": "5101e9bc90dd2a57d8460e70cdfaa743f76317bf806d2d1c4adb635c8d392e77",
+    "encoder/espnet_p_2_q_5.pth": "ec028eb60b08a56583eb9d310f5f4f7c4bc70972009030c25f1414dc48c916d6",
+    "encoder/espnet_p_2_q_8.pth": "836f28a2a31bd4fc8997001ab6b620d1f9b7b274a03b32d9f3a95c17a011b438",
+}
+for _q in (3, 5, 8):
+    _register(ModelEntry(
+        name="espnet-p2q%d-cityscapes" % _q, arch="espnet",
+        arch_args=_espnet_args(_q, "l1"), parameters={3: 202649, 5: 267417, 8: 364569}[_q],
+        weights_file="decoder/espnet_p_2_q_%d.pth" % _q,
+        sha256=_SHA["decoder/espnet_p_2_q_%d.pth" % _q], licence=ORIGINAL_LICENCE,
+        description="ESPNet alpha2=2 alpha3=%d, Cityscapes, published" % _q,
+        **_CITY))
+    _register(ModelEntry(
+        name="espnet-c-p2q%d-cityscapes" % _q, arch="espnet-c",
+        arch_args=_espnet_args(_q), parameters={3: 187529, 5: 252297, 8: 349449}[_q],
+        weights_file="encoder/espnet_p_2_q_%d.pth" % _q,
+        sha256=_SHA["encoder/espnet_p_2_q_%d.pth" % _q], licence=ORIGINAL_LICENCE,
+        description="ESPNet-C alpha2=2 alpha3=%d, Cityscapes, published" % _q, **_CITY))
+_register(ModelEntry(
+    name="espnet-p2q8-camvid", arch="espnet", arch_args=_espnet_args(8, "l1_rgb", classes=12),
+    classes=CAMVID_CLASSES, palette=CAMVID_PALETTE, normalization=CAMVID_NORM,
+    input_size=(480, 360), void_id=11, dataset="camvid", parameters=354517,
+    weights_file="decoder/espnet_p_2_q_8_camvid.pth", sha256=_SHA["decoder/espnet_p_2_q_8_camvid.pth"],
+    licence=ORIGINAL_LICENCE,
+    description="ESPNet alpha2=2 alpha3=8, CamVid (11 classes + void), published; decoder "
+                "skip includes the RGB reinforcement (19+C)"))
+
+
+def names():
+    return list(_ZOO)
+
+
+def entries():
+    return list(_ZOO.values())
+
+
+def get(name: str) -> ModelEntry:
+    try:
+        return _ZOO[name]
+    except KeyError:
+        raise KeyError("unknown model %r; known models: %s" % (name, ", ".join(_ZOO))) from None
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Adds a user entry (for example a checkpoint trained with ``espnet-ros train``)."""
+    return _register(entry)

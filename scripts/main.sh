@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up the environment, then segment the sample frames.
+# The main job on a fresh machine: set up the environment, build the custom messages, then run
+# the live demo: a camera source publishes the sample frames, the segmentation node (its own
+# process) segments them, and the demo prints FPS, latency and power and writes overlays and a
+# summary to out/demo/. Extra arguments go to `espnet-ros demo`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup-env.sh"
 cd "$REPO"
@@ -7,6 +10,10 @@ if [ -z "${ESPNET_ROS_WEIGHTS_MIRROR:-}" ] && [ -d "$ESPNET_ROS_DATA/espnet_pret
   # The shared data holds a copy of the publication folder: fetch from it instead of GitHub.
   export ESPNET_ROS_WEIGHTS_MIRROR="$ESPNET_ROS_DATA/espnet_pretrained"
 fi
+if bash scripts/build_interfaces.sh "$REPO/build/ros_ws" > "$REPO/build/interfaces.log" 2>&1; then
+  export ESPNET_ROS_INTERFACES_PREFIX="$REPO/build/ros_ws/install"
+else
+  echo "[main] building msg/ failed (see build/interfaces.log): the node runs without ~/info"
+fi
 espnet-ros info
-espnet-ros predict "$ESPNET_ROS_DATA/cityscapes_samples" --model espnet-p2q8-cityscapes \
-  --out out/predict "$@"
+espnet-ros demo --out out/demo "$@"

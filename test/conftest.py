@@ -45,3 +45,47 @@ def city_frame(data_dir):
                            "frankfurt_000000_000294_leftImg8bit.png"), cv2.IMREAD_COLOR)
     assert image is not None
     return image
+
+
+@pytest.fixture(scope="session")
+def interfaces_workspace(tmp_path_factory):
+    """msg/ built once per session with scripts/build_interfaces.sh.
+
+    ESPNET_ROS_INTERFACES_PREFIX naming the install/ dir of such a workspace makes this an
+    incremental rebuild (about a second); otherwise a clean build in a temporary directory.
+    Returns {"ws", "prefix", "site", "lib", "seconds", "output"}.
+    """
+    import subprocess
+    import time
+    import warnings
+
+    repo = Path(__file__).resolve().parents[1]
+    given = os.environ.get("ESPNET_ROS_INTERFACES_PREFIX")
+    prefix = Path(given).resolve() if given else None
+    if prefix is not None and prefix.name == "install" and (prefix.parent / "build").is_dir():
+        ws, args = prefix.parent, []
+    else:
+        if given:
+            warnings.warn("ESPNET_ROS_INTERFACES_PREFIX=%s is not an install/ dir made by "
+                          "build_interfaces.sh; building into a temporary directory" % given,
+                          stacklevel=2)
+        ws, args = tmp_path_factory.mktemp("ros_ws"), ["--clean"]
+    start = time.monotonic()
+    proc = subprocess.run(["bash", str(repo / "scripts" / "build_interfaces.sh")] + args + [str(ws)],
+                          cwd=str(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=900)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, "build_interfaces.sh failed:\n" + proc.stdout[-6000:]
+    prefix = ws / "install"
+    sites = sorted(prefix.glob("lib/python3*/site-packages/espnet_ros/msg/__init__.py"))
+    assert sites, proc.stdout[-3000:]
+    return {"ws": ws, "prefix": prefix, "site": sites[0].parents[2], "lib": prefix / "lib",
+            "seconds": seconds, "output": proc.stdout}
+
+
+@pytest.fixture(scope="session")
+def interfaces_env(interfaces_workspace):
+    """Environment for processes that use espnet_ros.msg; also applied to this process."""
+    env = {"ESPNET_ROS_INTERFACES_PREFIX": str(interfaces_workspace["prefix"])}
+    os.environ.update(env)
+    return env

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("predict", "models", "info")
+SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo")
 
 
 class CommandError(Exception):

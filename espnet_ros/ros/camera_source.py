@@ -1,0 +1,189 @@
+"""A camera stand-in: publishes real frames from an image folder, a video or a rosbag.
+
+``espnet-ros camera SOURCE`` publishes sensor_msgs/Image (or CompressedImage) stamped with the
+publish time, looped at a fixed rate, plus an optional matching camera_info.
+"""
+import itertools
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read."""
+
+
+def folder_frames(path):
+    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SourceError("no images (%s) in %s" % (", ".join(IMAGE_SUFFIXES), path))
+    for file in files:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError("cannot read image %s" % file)
+        yield image
+
+
+def video_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SourceError("cannot open video %s" % path)
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield image
+    finally:
+        capture.release()
+
+
+def bag_frames(path, topic=None):
+    """BGR frames of the first image topic (or ``topic``) of a rosbag2 folder or file."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.highlevel import AnyReader
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from .image_codec import compressed_to_bgr, image_to_bgr
+
+    kinds = {"sensor_msgs/msg/Image": (Image, image_to_bgr),
+             "sensor_msgs/msg/CompressedImage": (CompressedImage, compressed_to_bgr)}
+    with AnyReader([Path(path)]) as reader:
+        conns = [c for c in reader.connections if c.msgtype in kinds
+                 and (topic is None or c.topic == topic)]
+        if not conns:
+            raise SourceError("no image topic%s in bag %s" % (" %s" % topic if topic else "", path))
+        conns = [c for c in conns if c.topic == conns[0].topic]
+        for conn, _, raw in reader.messages(connections=conns):
+            cls, decode = kinds[conn.msgtype]
+            yield decode(deserialize_message(bytes(raw), cls))
+
+
+def open_source(source, topic=None):
+    """A function returning a fresh frame iterator (so sources can loop)."""
+    path = Path(source)
+    if path.is_dir() and (path / "metadata.yaml").is_file():
+        return lambda: bag_frames(path, topic)
+    if path.is_dir():
+        return lambda: folder_frames(path)
+    if path.suffix.lower() in (".mcap", ".db3"):
+        return lambda: bag_frames(path, topic)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return lambda: video_frames(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return lambda: folder_frames_single(path)
+    raise SourceError("unknown source %s: expected an image folder, a video or a rosbag" % source)
+
+
+def folder_frames_single(path):
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError("cannot read image %s" % path)
+    yield image
+
+
+def frames(source, loop=True, size=None, topic=None):
+    """Frames of ``source`` (resized to ``size`` = (w, h) if given), repeated when ``loop``."""
+    make = open_source(source, topic)
+    passes = itertools.count() if loop else range(1)
+    for _ in passes:
+        empty = True
+        for image in make():
+            empty = False
+            yield image if size is None else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if empty:
+            raise SourceError("source %s has no frames" % source)
+
+
+def camera_info_for(width, height, frame_id, stamp):
+    """A plain pinhole camera_info (focal length ~ width) for sources that carry none."""
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.header.stamp = stamp
+    info.width, info.height = int(width), int(height)
+    f = float(width)
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [f, 0.0, width / 2.0, 0.0, f, height / 2.0, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, width / 2.0, 0.0, 0.0, f, height / 2.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def image_message(image, encoding, stamp, frame_id):
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from .image_codec import fill_image_msg
+
+    if encoding in ("jpeg", "png"):
+        ok, data = cv2.imencode("." + ("jpg" if encoding == "jpeg" else "png"), image)
+        if not ok:
+            raise SourceError("cannot encode frame as %s" % encoding)
+        msg = CompressedImage(format=encoding)
+        msg.data = data.tobytes()
+    else:
+        msg = fill_image_msg(Image(), image, encoding)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="camera",
+               loop=True, count=0, size=None, camera_info=True, reliable=False, bag_topic=None,
+               node_name="espnet_camera"):
+    """Publishes frames until ``count`` (0: forever, or the source's end when not looping)."""
+    import rclpy
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+    from .env import apply_localhost_env
+
+    apply_localhost_env()
+    compressed = encoding in ("jpeg", "png")
+    rclpy.init()
+    node = rclpy.create_node(node_name)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                     reliability=ReliabilityPolicy.RELIABLE if reliable
+                     else ReliabilityPolicy.BEST_EFFORT)
+    image_topic = topic + "/compressed" if compressed and not topic.endswith("compressed") else topic
+    pub = node.create_publisher(CompressedImage if compressed else Image, image_topic, qos)
+    info_pub = node.create_publisher(CameraInfo, "camera_info", qos) if camera_info else None
+    period = 1.0 / rate if rate > 0 else 0.0
+    sent = 0
+    next_time = time.monotonic()
+    try:
+        for image in frames(source, loop, size, bag_topic):
+            stamp = node.get_clock().now().to_msg()
+            pub.publish(image_message(image, encoding, stamp, frame_id))
+            if info_pub is not None:
+                info_pub.publish(camera_info_for(image.shape[1], image.shape[0], frame_id, stamp))
+            sent += 1
+            if count and sent >= count:
+                break
+            next_time += period
+            rclpy.spin_once(node, timeout_sec=0)
+            delay = next_time - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_time = time.monotonic()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return sent
+
+
+def synthetic_frame(width, height, seed=0):
+    """A deterministic test frame (used where no real frame is needed, e.g. load tests)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (height, width, 3), dtype=np.uint8)

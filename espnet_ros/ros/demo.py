@@ -1,0 +1,201 @@
+"""``espnet-ros demo``: node + camera source in separate processes, watched live.
+
+Prints FPS, latency, inference time and power once a second from the node's own outputs and
+/diagnostics, writes a few overlay PNGs and a summary (JSON and Markdown).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .env import localhost_env
+
+
+def node_command(namespace, params, remaps=()):
+    cmd = [sys.executable, "-m", "espnet_ros.ros.segment_node", "--ros-args",
+           "-r", "__ns:=" + namespace]
+    for key, value in params.items():
+        cmd += ["-p", "%s:=%s" % (key, value)]
+    for src, dst in remaps:
+        cmd += ["-r", "%s:=%s" % (src, dst)]
+    return cmd
+
+
+def camera_command(source, rate, encoding, topic, count=0, size=None):
+    cmd = [sys.executable, "-m", "espnet_ros.cli", "camera", str(source), "--rate", str(rate),
+           "--encoding", encoding, "--topic", topic]
+    if count:
+        cmd += ["--count", str(count)]
+    if size:
+        cmd += ["--size", "%dx%d" % size]
+    return cmd
+
+
+class Watcher:
+    """Subscribes to the node's outputs and diagnostics and keeps the numbers."""
+
+    def __init__(self, node, namespace, out_dir, keep_overlays):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.node = node
+        self.out_dir = out_dir
+        self.keep = keep_overlays
+        self.saved = []
+        self.stamps = []        # (receive monotonic, latency ms from the input stamp)
+        self.diagnostics = {}
+        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        base = namespace.rstrip("/") + "/espnet_segmentation/"
+        node.create_subscription(Image, base + "overlay", self._on_overlay, qos)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_overlay(self, msg):
+        now_ns = self.node.get_clock().now().nanoseconds
+        stamp_ns = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+        self.stamps.append((time.monotonic(), (now_ns - stamp_ns) * 1e-6))
+        if len(self.saved) < self.keep and len(self.stamps) % 5 == 1:
+            self._save(msg)
+
+    def _save(self, msg):
+        import cv2
+
+        from .image_codec import image_to_bgr
+
+        path = self.out_dir / ("overlay_%03d.png" % len(self.saved))
+        cv2.imwrite(str(path), image_to_bgr(msg))
+        self.saved.append(str(path))
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if "espnet_segmentation" in status.name:
+                self.diagnostics[status.name.split(": ")[-1]] = {
+                    "level": status.level[0] if isinstance(status.level, bytes) else status.level,
+                    "message": status.message,
+                    "values": {kv.key: kv.value for kv in status.values}}
+
+    def window(self, seconds):
+        now = time.monotonic()
+        recent = [lat for t, lat in self.stamps if t >= now - seconds]
+        return len(recent) / seconds, recent
+
+    def value(self, task, key, default="-"):
+        return self.diagnostics.get(task, {}).get("values", {}).get(key, default)
+
+
+def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duration=20.0,
+             encoding="bgr8", namespace="/demo", keep_overlays=4, extra_params=None,
+             size=None, startup_timeout=180.0):
+    """Runs the demo; returns the summary dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = localhost_env()
+    os.environ.update(env)
+    params = {"model": model, "warmup_frames": 2}
+    params.update(extra_params or {})
+    node_log = open(str(out_dir / "node.log"), "w")
+    camera_log = open(str(out_dir / "camera.log"), "w")
+    node_proc = subprocess.Popen(node_command(namespace, params,
+                                              [("image", namespace + "/camera/image")]),
+                                 env=env, stdout=node_log, stderr=subprocess.STDOUT)
+    camera_proc = None
+    import rclpy
+
+    rclpy.init()
+    watcher_node = rclpy.create_node("espnet_demo_watcher")
+    watcher = Watcher(watcher_node, namespace, out_dir, keep_overlays)
+    summary = {}
+    try:
+        camera_proc = subprocess.Popen(camera_command(source, rate, encoding,
+                                                      namespace + "/camera/image", size=size),
+                                       env=env, stdout=camera_log, stderr=subprocess.STDOUT)
+        start = time.monotonic()
+        first = None
+        last_print = start
+        print("demo: node and camera started; model %s, source %s at %.1f Hz; outputs in %s"
+              % (model, source, rate, out_dir), flush=True)
+        while True:
+            rclpy.spin_once(watcher_node, timeout_sec=0.05)
+            now = time.monotonic()
+            if node_proc.poll() is not None:
+                raise RuntimeError("the node exited with code %d; see %s"
+                                   % (node_proc.returncode, out_dir / "node.log"))
+            if first is None:
+                if watcher.stamps:
+                    first = now  # model loading and warm-up are not part of the numbers
+                elif now - start > startup_timeout:
+                    raise RuntimeError("no output from the node within %.0f s; see %s"
+                                       % (startup_timeout, out_dir / "node.log"))
+                continue
+            if now - first >= duration:
+                break
+            if now - last_print >= 1.0:
+                last_print = now
+                fps, recent = watcher.window(2.0)
+                print("  FPS %5.2f | latency p50 %7.1f ms | inference p50 %s ms | power %s W | "
+                      "dropped %s" % (fps, np.median(recent) if recent else float("nan"),
+                                      watcher.value("frame pipeline", "Inference p50 (ms)"),
+                                      _short(watcher.value("model and power", "Average power (W)")),
+                                      watcher.value("frame pipeline", "Frames dropped")),
+                      flush=True)
+        summary = summarize(watcher, model, source, rate, duration)
+        write_summary(summary, out_dir)
+    finally:
+        for proc in (camera_proc, node_proc):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in (camera_proc, node_proc):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        watcher_node.destroy_node()
+        rclpy.shutdown()
+        node_log.close()
+        camera_log.close()
+    return summary
+
+
+def _short(text):
+    return "unavailable" if text.startswith("unavailable") else text
+
+
+def summarize(watcher, model, source, rate, duration):
+    latencies = [lat for _, lat in watcher.stamps]
+    times = [t for t, _ in watcher.stamps]
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return {
+        "model": model, "source": str(source), "camera_rate_hz": rate, "duration_s": duration,
+        "frames_out": len(latencies),
+        "fps": (len(times) - 1) / span if span > 0 else 0.0,
+        "latency_ms_p50": float(np.percentile(latencies, 50)),
+        "latency_ms_p95": float(np.percentile(latencies, 95)),
+        "diagnostics": watcher.diagnostics,
+        "overlays": watcher.saved,
+    }
+
+
+def write_summary(summary, out_dir):
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    pipeline = summary["diagnostics"].get("frame pipeline", {}).get("values", {})
+    power = summary["diagnostics"].get("model and power", {}).get("values", {})
+    lines = ["# espnet-ros demo", "",
+             "| metric | value |", "| --- | --- |",
+             "| model | %s |" % summary["model"],
+             "| source | %s at %.1f Hz |" % (summary["source"], summary["camera_rate_hz"]),
+             "| output FPS | %.2f |" % summary["fps"],
+             "| latency p50 / p95 (ms, input stamp to overlay received) | %.1f / %.1f |"
+             % (summary["latency_ms_p50"], summary["latency_ms_p95"])]
+    for key in ("Inference p50 (ms)", "Inference p95 (ms)", "Frames received", "Frames processed",
+                "Frames dropped", "Frames rejected"):
+        lines.append("| %s | %s |" % (key, pipeline.get(key, "-")))
+    for key in ("Backend", "Average power (W)", "Energy per frame (J)"):
+        lines.append("| %s | %s |" % (key, power.get(key, "-")))
+    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[2:]))

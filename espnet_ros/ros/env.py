@@ -1,0 +1,35 @@
+"""Environment for processes that start ROS: DDS stays on this machine unless told otherwise."""
+import os
+from pathlib import Path
+
+FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_localhost.xml"
+
+
+def profile_path():
+    """The project's Fast DDS profile: the source tree's, else the installed share copy."""
+    if FASTDDS_PROFILE.is_file():
+        return str(FASTDDS_PROFILE)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return os.path.join(get_package_share_directory("espnet_ros"), "config",
+                            "fastdds_localhost.xml")
+    except Exception:  # no ament index: pip install without the config folder
+        return ""
+
+
+def localhost_env(base=None):
+    """A copy of ``base`` (default os.environ) with loopback-only discovery and our profile.
+
+    Values the user set explicitly are kept.
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    profile = profile_path()
+    if profile:
+        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
+    return env
+
+
+def apply_localhost_env():
+    """Sets the same defaults on this process before rclpy.init()."""
+    os.environ.update(localhost_env())

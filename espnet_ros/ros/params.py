@@ -1,0 +1,112 @@
+"""The node's parameters in one table: default, description, range, and when a change applies.
+
+ROS-free so config/segment.yaml, the README table and the tests can be checked against it.
+"""
+from typing import NamedTuple, Optional, Tuple
+
+# How a runtime change is handled.
+LIVE = "live"          # applied to the next frame
+RELOAD = "reload"      # rebuilds the inference pipeline; refused (old one kept) if that fails
+STARTUP = "startup"    # read-only after start: topics, transports, QoS
+
+
+class ParamSpec(NamedTuple):
+    name: str
+    default: object
+    description: str
+    change: str = LIVE
+    range: Optional[Tuple[float, float]] = None  # inclusive (min, max) for numbers
+    choices: Tuple[str, ...] = ()
+
+
+SPECS = (
+    ParamSpec("model", "espnet-p2q8-cityscapes", "zoo name (espnet-ros models)", RELOAD),
+    ParamSpec("weights", "", "checkpoint file; empty: the model's published weights", RELOAD),
+    ParamSpec("backend", "torch", "inference backend", RELOAD,
+              choices=("auto", "torch", "onnxruntime", "torch2trt")),
+    ParamSpec("device", "cpu", "torch device: cpu, cuda, cuda:N", RELOAD),
+    ParamSpec("precision", "fp32", "fp32, fp16 or int8 (backend permitting)", RELOAD,
+              choices=("fp32", "fp16", "int8")),
+    ParamSpec("allow_fallback", True,
+              "use another backend when the requested one is unavailable (else exit)", RELOAD),
+    ParamSpec("input_width", 0, "model input width; 0: the model's native size", RELOAD,
+              range=(0, 8192)),
+    ParamSpec("input_height", 0, "model input height; 0: the model's native size", RELOAD,
+              range=(0, 8192)),
+    ParamSpec("warmup_frames", 2, "forward passes before serving (excluded from statistics)",
+              STARTUP, range=(0, 100)),
+    ParamSpec("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
+              "sensor_msgs/CompressedImage on 'image/compressed'", STARTUP,
+              choices=("raw", "compressed")),
+    ParamSpec("use_camera_info", False,
+              "subscribe to 'camera_info' and republish it scaled as ~/camera_info", STARTUP),
+    ParamSpec("input_reliability", "best_effort", "input QoS reliability", STARTUP,
+              choices=("best_effort", "reliable")),
+    ParamSpec("input_depth", 1, "input QoS history depth", STARTUP, range=(1, 100)),
+    ParamSpec("output_reliability", "reliable", "output QoS reliability", STARTUP,
+              choices=("best_effort", "reliable")),
+    ParamSpec("output_depth", 2, "output QoS history depth", STARTUP, range=(1, 100)),
+    ParamSpec("output_resolution", "input",
+              "input: outputs at the camera's resolution; model: at the model's", LIVE,
+              choices=("input", "model")),
+    ParamSpec("overlay_alpha", 0.5, "opacity of the class colours in ~/overlay", LIVE,
+              range=(0.0, 1.0)),
+    ParamSpec("palette", "dataset", "dataset: the checkpoint's colours; generic: spread colours",
+              LIVE, choices=("dataset", "generic")),
+    ParamSpec("visible_classes", "", "comma-separated class ids or names to draw; empty: all",
+              LIVE),
+    ParamSpec("publish_label", True, "publish ~/label", LIVE),
+    ParamSpec("publish_color_mask", True, "publish ~/color_mask", LIVE),
+    ParamSpec("publish_overlay", True, "publish ~/overlay", LIVE),
+    ParamSpec("publish_info", True, "publish ~/info (needs the generated messages)", LIVE),
+    ParamSpec("max_rate_hz", 0.0, "process at most this many frames per second; 0: no limit",
+              LIVE, range=(0.0, 1000.0)),
+    ParamSpec("min_fps", 1.0, "diagnostics: WARN below this output rate (-10 % tolerance)", LIVE,
+              range=(0.0, 1000.0)),
+    ParamSpec("max_fps", 0.0, "diagnostics: WARN above this output rate; 0: no upper bound",
+              LIVE, range=(0.0, 1000.0)),
+    ParamSpec("max_delay_s", 1.0,
+              "diagnostics: WARN when input stamps are older than this at publish time", LIVE,
+              range=(0.0, 3600.0)),
+    ParamSpec("max_latency_ms", 0.0, "diagnostics: WARN when latency p95 exceeds it; 0: off",
+              LIVE, range=(0.0, 60000.0)),
+    ParamSpec("power_source", "auto", "auto: best power meter present; none: do not measure",
+              STARTUP, choices=("auto", "none")),
+)
+
+BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def defaults():
+    return {spec.name: spec.default for spec in SPECS}
+
+
+def validate(name, value):
+    """A reason string when ``value`` is not acceptable for ``name``, else None."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return "%s must be one of %s, got %r" % (name, ", ".join(spec.choices), value)
+    if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+        return "%s must be within %s..%s, got %r" % (name, spec.range[0], spec.range[1], value)
+    return None
+
+
+def parse_class_list(text, class_names):
+    """'car, person, 0' -> sorted ids; None for an empty text (all classes)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    lookup = {name.lower(): i for i, name in enumerate(class_names)}
+    ids = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item.isdigit() and int(item) < len(class_names):
+            ids.add(int(item))
+        elif item.lower() in lookup:
+            ids.add(lookup[item.lower()])
+        else:
+            raise ValueError("unknown class %r; classes: %s" % (item, ", ".join(class_names)))
+    return sorted(ids)

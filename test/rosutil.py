@@ -1,0 +1,133 @@
+"""Helpers for tests that run the node in its own process and talk to it over real DDS."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from espnet_ros.ros.env import localhost_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def non_loopback_tx_bytes():
+    """Bytes sent so far by every interface except loopback (from /proc/net/dev)."""
+    total = 0
+    with open("/proc/net/dev") as f:
+        for line in f.readlines()[2:]:
+            name, data = line.split(":", 1)
+            if name.strip() != "lo":
+                total += int(data.split()[8])
+    return total
+
+
+class NodeProcess:
+    """The segmentation node in a subprocess; its log is kept for assertions."""
+
+    def __init__(self, namespace, params, log_dir, extra_env=None, params_file=None):
+        self.namespace = namespace
+        self.base = namespace.rstrip("/") + "/espnet_segmentation"
+        cmd = [sys.executable, "-m", "espnet_ros.ros.segment_node", "--ros-args",
+               "-r", "__ns:=" + namespace]
+        if params_file:
+            cmd += ["--params-file", str(params_file)]
+        for key, value in params.items():
+            cmd += ["-p", "%s:=%s" % (key, value)]
+        env = localhost_env()
+        env.update(extra_env or {})
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log_path = Path(log_dir) / ("node%s.log" % namespace.replace("/", "_"))
+        self._log = open(str(self.log_path), "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class Probe:
+    """A test-side rclpy node: publishes inputs, records outputs, calls parameter services."""
+
+    def __init__(self, node):
+        self.node = node
+        self.received = {}
+
+    def subscribe(self, msg_type, topic, reliable=True, depth=50):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        if topic in self.received:
+            return
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT)
+        self.received[topic] = []
+        self.node.create_subscription(
+            msg_type, topic, lambda msg, t=topic: self.received[t].append(
+                (self.node.get_clock().now().nanoseconds, msg)), qos)
+
+    def messages(self, topic):
+        return [m for _, m in self.received[topic]]
+
+    def spin_until(self, condition, timeout=60.0):
+        import rclpy
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+            if condition():
+                return True
+        return False
+
+    def set_parameters(self, node_name, **values):
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        client = self.node.create_client(SetParameters, node_name + "/set_parameters")
+        assert client.wait_for_service(timeout_sec=30), "no parameter service on " + node_name
+        request = SetParameters.Request()
+        request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        future = client.call_async(request)
+        assert self.spin_until(future.done, 120), "set_parameters timed out"
+        self.node.destroy_client(client)
+        return future.result().results
+
+
+def stamp(sec, nanosec=0):
+    from builtin_interfaces.msg import Time
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def padded_image(pixels, encoding, pad=8, bigendian=False, stamp_msg=None, frame_id="camera"):
+    """A sensor_msgs/Image from an (H, W[, C]) array with ``pad`` extra bytes per row."""
+    from sensor_msgs.msg import Image
+    h, w = pixels.shape[:2]
+    row = np.ascontiguousarray(pixels).reshape(h, -1).view(np.uint8)
+    data = np.zeros((h, row.shape[1] + pad), np.uint8)
+    data[:, :row.shape[1]] = row
+    msg = Image(height=h, width=w, encoding=encoding, is_bigendian=int(bigendian),
+                step=data.shape[1])
+    msg.data = data.tobytes()
+    msg.header.frame_id = frame_id
+    if stamp_msg is not None:
+        msg.header.stamp = stamp_msg
+    return msg
+
+
+def env_without(*names):
+    return {k: v for k, v in os.environ.items() if k not in names}

@@ -1,0 +1,464 @@
+"""Tests for espnet_ros.ros.diagnostics with injected clocks."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from espnet_ros.ros.diagnostics import (
+    ERROR,
+    OK,
+    STALE,
+    TASK_MODEL,
+    TASK_OUTPUT,
+    TASK_PIPELINE,
+    WARN,
+    FrameCounters,
+    FrequencyStatus,
+    RollingPercentiles,
+    TimestampStatus,
+    build_status_records,
+    merge_summary,
+    to_diagnostic_array,
+)
+from espnet_ros.ros.power import PowerSummary
+
+
+class FakeClock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_levels_match_diagnostic_msgs_values():
+    assert (OK, WARN, ERROR, STALE) == (0, 1, 2, 3)
+
+
+# ---------------------------------------------------------------- FrequencyStatus
+
+
+def run_period(status, clock, ticks, seconds=1.0):
+    for _ in range(ticks):
+        status.tick()
+    clock.now += seconds
+    return status.run()
+
+
+def test_frequency_met_and_keys():
+    clock = FakeClock()
+    status = FrequencyStatus(min_freq=10.0, max_freq=10.0, clock=clock)
+    result = run_period(status, clock, 10)
+    assert (result.level, result.message) == (OK, "Desired frequency met")
+    assert result.values == [
+        ("Events in window", "10"),
+        ("Events since startup", "10"),
+        ("Duration of window (s)", "1.000000"),
+        ("Actual frequency (Hz)", "10.000000"),
+        ("Target frequency (Hz)", "10.000000"),
+        ("Minimum acceptable frequency (Hz)", "9.000000"),
+        ("Maximum acceptable frequency (Hz)", "11.000000"),
+    ]
+
+
+@pytest.mark.parametrize("ticks, level, message", [
+    (0, ERROR, "No events recorded."),
+    (8, WARN, "Frequency too low."),
+    (9, OK, "Desired frequency met"),  # exactly at min * (1 - tolerance)
+    (11, OK, "Desired frequency met"),  # exactly at max * (1 + tolerance)
+    (12, WARN, "Frequency too high."),
+])
+def test_frequency_levels(ticks, level, message):
+    clock = FakeClock()
+    status = FrequencyStatus(min_freq=10.0, max_freq=10.0, tolerance=0.1, clock=clock)
+    result = run_period(status, clock, ticks)
+    assert (result.level, result.message) == (level, message)
+
+
+def test_frequency_without_upper_bound_never_too_high():
+    clock = FakeClock()
+    status = FrequencyStatus(min_freq=5.0, clock=clock)
+    result = run_period(status, clock, 1000)
+    assert result.message == "Desired frequency met"
+    keys = [key for key, _ in result.values]
+    assert "Maximum acceptable frequency (Hz)" not in keys
+    assert "Target frequency (Hz)" not in keys
+    assert FrequencyStatus(max_freq=float("inf"), clock=clock).run().values[-1][0] == \
+        "Actual frequency (Hz)"
+
+
+def test_frequency_window_spans_the_last_window_size_runs():
+    clock = FakeClock()
+    status = FrequencyStatus(min_freq=1.0, window_size=3, clock=clock)
+    assert run_period(status, clock, 30).values[3] == ("Actual frequency (Hz)", "30.000000")
+    second = run_period(status, clock, 0)  # window now covers 2 s with 30 events
+    assert second.values[0] == ("Events in window", "30")
+    assert second.values[3] == ("Actual frequency (Hz)", "15.000000")
+    third = run_period(status, clock, 0)
+    assert third.values[2] == ("Duration of window (s)", "3.000000")
+    fourth = run_period(status, clock, 0)  # the busy first second has left the window
+    assert (fourth.level, fourth.message) == (ERROR, "No events recorded.")
+    assert fourth.values[1] == ("Events since startup", "30")
+
+
+def test_frequency_clear_and_zero_length_window():
+    clock = FakeClock()
+    status = FrequencyStatus(min_freq=1.0, clock=clock)
+    status.tick()
+    status.clear()
+    assert status.count == 0
+    status.tick()
+    result = status.run()  # no time has passed: frequency reported as 0, not a crash
+    assert result.values[3] == ("Actual frequency (Hz)", "0.000000")
+    assert result.message == "Frequency too low."
+
+
+def test_frequency_explicit_now():
+    status = FrequencyStatus(min_freq=1.0, clock=FakeClock(0.0))
+    status.tick()
+    status.tick()
+    assert status.run(now=4.0).values[3] == ("Actual frequency (Hz)", "0.500000")
+
+
+def test_frequency_rejects_empty_window():
+    with pytest.raises(ValueError):
+        FrequencyStatus(window_size=0)
+
+
+# ---------------------------------------------------------------- TimestampStatus
+
+
+def test_timestamps_reasonable_with_keys():
+    clock = FakeClock(50.0)
+    status = TimestampStatus(clock=clock)
+    status.tick(49.5)
+    status.tick(49.9)
+    result = status.run()
+    assert (result.level, result.message) == (OK, "Timestamps are reasonable.")
+    assert result.values == [
+        ("Earliest timestamp delay:", "0.100000"),
+        ("Latest timestamp delay:", "0.500000"),
+        ("Earliest acceptable timestamp delay:", "-1.000000"),
+        ("Latest acceptable timestamp delay:", "5.000000"),
+        ("Late diagnostic update count:", "0"),
+        ("Early diagnostic update count:", "0"),
+        ("Zero seen diagnostic update count:", "0"),
+    ]
+
+
+@pytest.mark.parametrize("stamps, level, message", [
+    ([], WARN, "No data since last update."),
+    ([12.0], ERROR, "Timestamps too far in future seen."),
+    ([4.0], ERROR, "Timestamps too far in past seen."),
+    ([12.0, 4.0], ERROR, "Timestamps too far in past seen."),  # the later check wins
+    ([9.5, 0], ERROR, "Zero timestamp seen."),
+])
+def test_timestamp_levels(stamps, level, message):
+    status = TimestampStatus(min_acceptable=-1.0, max_acceptable=5.0)
+    for stamp in stamps:
+        status.tick(stamp, now_sec=10.0)
+    result = status.run()
+    assert (result.level, result.message) == (level, message)
+
+
+def test_timestamp_counts_persist_and_period_resets():
+    status = TimestampStatus(max_acceptable=1.0)
+    status.tick(0.0, now_sec=3.0)  # zero stamp alone: no delay data
+    assert status.run().message == "No data since last update."
+    status.tick(1.0, now_sec=3.0)
+    late = status.run()
+    assert late.message == "Timestamps too far in past seen."
+    assert ("Late diagnostic update count:", "1") in late.values
+    status.tick(2.5, now_sec=3.0)
+    again = status.run()
+    assert again.message == "Timestamps are reasonable."
+    assert ("Late diagnostic update count:", "1") in again.values
+    assert again.values[1] == ("Latest timestamp delay:", "0.500000")
+
+
+# ---------------------------------------------------------------- percentiles and counters
+
+
+def test_percentiles_match_numpy_linear():
+    window = RollingPercentiles(size=100)
+    samples = [13.0, 2.0, 7.5, 40.0, 1.0, 22.0, 9.0]
+    for value in samples:
+        window.add(value)
+    for q in (0, 5, 50, 90, 95, 100):
+        assert window.percentile(q) == pytest.approx(np.percentile(samples, q))
+
+
+def test_percentiles_keep_only_the_last_samples():
+    window = RollingPercentiles(size=10)
+    for value in range(1000):
+        window.add(value)
+    assert len(window) == 10
+    p50, p95 = window.percentiles(50, 95)
+    assert p50 == pytest.approx(994.5) and p95 == pytest.approx(998.55)
+    window.clear()
+    assert window.percentiles(50, 95) == [None, None]
+
+
+def test_percentiles_validate_inputs():
+    with pytest.raises(ValueError):
+        RollingPercentiles(size=0)
+    with pytest.raises(ValueError):
+        RollingPercentiles().percentile(101)
+
+
+def test_counters_totals_and_periods():
+    counters = FrameCounters()
+    counters.frame_received(5)
+    counters.frame_processed(3)
+    counters.frame_dropped()
+    counters.frame_rejected("unsupported encoding 'nv12'")
+    first = counters.take_period()
+    assert first == (5, 3, 1, 1, "unsupported encoding 'nv12'")
+    counters.frame_received()
+    counters.frame_rejected("empty image")
+    counters.frame_rejected("empty image")
+    assert counters.take_period() == (1, 0, 0, 2, "empty image")
+    assert counters.take_period() == (0, 0, 0, 0, "")
+    assert (counters.received, counters.processed, counters.dropped, counters.rejected) == \
+        (6, 3, 1, 3)
+    assert counters.rejected_by_reason == {"unsupported encoding 'nv12'": 1, "empty image": 2}
+    assert counters.last_rejection_reason == "empty image"
+
+
+@pytest.mark.parametrize("start, new, expected", [
+    ((OK, ""), (OK, "a"), (OK, "a")),
+    ((OK, "a"), (OK, "b"), (OK, "a; b")),
+    ((OK, "a"), (WARN, "w"), (WARN, "w")),
+    ((WARN, "w"), (OK, "a"), (WARN, "w")),
+    ((WARN, "w"), (ERROR, "e"), (ERROR, "w; e")),
+])
+def test_merge_summary_like_diagnostic_updater(start, new, expected):
+    assert merge_summary(start[0], start[1], new[0], new[1]) == expected
+
+
+# ---------------------------------------------------------------- records
+
+
+def power_summary(**changes):
+    fields = dict(available=True, source="ina3221_hwmon:VDD_IN", average_w=12.5,
+                  joules_per_frame=0.41667, frames=30, window_s=1.0, reason="")
+    fields.update(changes)
+    return PowerSummary(**fields)
+
+
+def healthy_setup(clock):
+    frequency = FrequencyStatus(min_freq=10.0, max_freq=30.0, clock=clock)
+    timestamp = TimestampStatus(clock=clock)
+    counters = FrameCounters()
+    inference, latency = RollingPercentiles(), RollingPercentiles()
+    for index in range(21):
+        counters.frame_received()
+        counters.frame_processed()
+        frequency.tick()
+        timestamp.tick(clock.now - 0.05)
+        inference.add(10.0 + index)
+        latency.add(30.0 + index)
+    clock.now += 1.0
+    return frequency, timestamp, counters, inference, latency
+
+
+def records_by_task(records):
+    return {record.name.split(": ", 1)[1]: record for record in records}
+
+
+def test_healthy_records():
+    clock = FakeClock()
+    frequency, timestamp, counters, inference, latency = healthy_setup(clock)
+    records = build_status_records(
+        "espnet_segmentation", "cuda:0", counters, frequency, timestamp, inference, latency,
+        backend="tensorrt", precision="fp16", model="espnetv2_city", input_size=(1024, 512),
+        power=power_summary())
+    assert [record.name for record in records] == [
+        "espnet_segmentation: " + TASK_OUTPUT, "espnet_segmentation: " + TASK_PIPELINE,
+        "espnet_segmentation: " + TASK_MODEL]
+    assert {record.hardware_id for record in records} == {"cuda:0"}
+    tasks = records_by_task(records)
+    output = tasks[TASK_OUTPUT]
+    assert (output.level, output.message) == (OK, "Desired frequency met; Timestamps are "
+                                                  "reasonable.")
+    assert ("Actual frequency (Hz)", "21.000000") in output.values
+    assert ("Latest timestamp delay:", "0.050000") in output.values
+    pipeline = dict(tasks[TASK_PIPELINE].values)
+    assert (tasks[TASK_PIPELINE].level, tasks[TASK_PIPELINE].message) == \
+        (OK, "Processing frames.")
+    assert pipeline["Frames received"] == "21" and pipeline["Frames processed"] == "21"
+    assert pipeline["Frames dropped"] == "0" and pipeline["Frames rejected"] == "0"
+    assert pipeline["Inference p50 (ms)"] == "20.0"
+    assert pipeline["Inference p95 (ms)"] == "29.0"
+    assert pipeline["End-to-end latency p50 (ms)"] == "40.0"
+    assert pipeline["End-to-end latency p95 (ms)"] == "49.0"
+    model = tasks[TASK_MODEL]
+    assert (model.level, model.message) == (OK, "tensorrt fp16, 12.500 W")
+    assert dict(model.values) == {
+        "Backend": "tensorrt", "Precision": "fp16", "Model": "espnetv2_city",
+        "Input size": "1024x512", "Average power (W)": "12.500",
+        "Energy per frame (J)": "0.4167", "Power source": "ina3221_hwmon:VDD_IN"}
+    for record in records:
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in record.values)
+
+
+def test_no_frames_processed_while_received_is_an_error():
+    counters = FrameCounters()
+    counters.frame_received(7)
+    records = records_by_task(build_status_records("node", "hw", counters))
+    pipeline = records[TASK_PIPELINE]
+    assert pipeline.level == ERROR
+    assert pipeline.message == "No frames processed: 7 received in last period."
+    assert TASK_OUTPUT not in records  # no frequency/timestamp checks given
+
+
+def test_rejections_warn_with_the_last_reason_and_only_for_that_period():
+    counters = FrameCounters()
+    counters.frame_received(4)
+    counters.frame_processed(2)
+    counters.frame_rejected("unsupported image encoding '16UC1'")
+    counters.frame_rejected("data is truncated")
+    pipeline = records_by_task(build_status_records("node", "hw", counters))[TASK_PIPELINE]
+    assert pipeline.level == WARN
+    assert pipeline.message == "2 frames rejected in last period (last: data is truncated)."
+    values = dict(pipeline.values)
+    assert values["Frames rejected: data is truncated"] == "1"
+    assert values["Frames rejected: unsupported image encoding '16UC1'"] == "1"
+    assert values["Last rejection reason"] == "data is truncated"
+    counters.frame_received()
+    counters.frame_processed()
+    later = records_by_task(build_status_records("node", "hw", counters))[TASK_PIPELINE]
+    assert (later.level, later.message) == (OK, "Processing frames.")
+    assert dict(later.values)["Frames rejected"] == "2"  # totals stay
+
+
+def test_all_frames_rejected_merges_error_and_warning():
+    counters = FrameCounters()
+    counters.frame_received()
+    counters.frame_rejected("bad step")
+    pipeline = records_by_task(build_status_records("node", "hw", counters))[TASK_PIPELINE]
+    assert pipeline.level == ERROR
+    assert pipeline.message == ("No frames processed: 1 received in last period.; "
+                                "1 frames rejected in last period (last: bad step).")
+
+
+def test_no_frames_received_warns():
+    pipeline = records_by_task(build_status_records("node", "hw", FrameCounters()))
+    assert (pipeline[TASK_PIPELINE].level, pipeline[TASK_PIPELINE].message) == \
+        (WARN, "No frames received in last period.")
+    values = dict(pipeline[TASK_PIPELINE].values)
+    assert values["Inference p50 (ms)"] == "no samples"
+
+
+def test_latency_budget_warning():
+    counters = FrameCounters()
+    counters.frame_received()
+    counters.frame_processed()
+    latency = RollingPercentiles()
+    latency.add(250.0)
+    pipeline = records_by_task(build_status_records(
+        "node", "hw", counters, latency_ms=latency, max_latency_ms=100.0))[TASK_PIPELINE]
+    assert pipeline.level == WARN
+    assert pipeline.message == "End-to-end latency p95 250.0 ms above 100.0 ms."
+
+
+def test_output_record_reports_the_worst_check():
+    clock = FakeClock()
+    frequency = FrequencyStatus(min_freq=10.0, clock=clock)
+    timestamp = TimestampStatus(clock=clock)
+    frequency.tick()
+    timestamp.tick(clock.now - 9.0)
+    clock.now += 1.0
+    output = records_by_task(build_status_records(
+        "node", "hw", FrameCounters(), frequency, timestamp))[TASK_OUTPUT]
+    assert output.level == ERROR
+    assert output.message == "Frequency too low.; Timestamps too far in past seen."
+
+
+@pytest.mark.parametrize("power, watts, joules", [
+    (None, "unavailable: no power monitor", "unavailable: no power monitor"),
+    (power_summary(available=False, source="unavailable", average_w=None,
+                   joules_per_frame=None, reason="no power source found: rapl: none"),
+     "unavailable: no power source found: rapl: none",
+     "unavailable: no power source found: rapl: none"),
+    (power_summary(average_w=None, joules_per_frame=None, reason="collecting samples"),
+     "unavailable: collecting samples", "unavailable: collecting samples"),
+    (power_summary(joules_per_frame=None, reason="no frames processed in the last 2.0 s"),
+     "12.500", "unavailable: no frames processed in the last 2.0 s"),
+])
+def test_power_values(power, watts, joules):
+    model = records_by_task(build_status_records("node", "hw", FrameCounters(), power=power))
+    values = dict(model[TASK_MODEL].values)
+    assert values["Average power (W)"] == watts
+    assert values["Energy per frame (J)"] == joules
+    assert model[TASK_MODEL].level == OK
+    if watts.startswith("unavailable"):
+        assert model[TASK_MODEL].message.endswith("power unavailable")
+
+
+def test_model_defaults_are_unknown():
+    model = records_by_task(build_status_records("node", "hw", FrameCounters()))[TASK_MODEL]
+    values = dict(model.values)
+    assert values["Backend"] == values["Model"] == values["Input size"] == "unknown"
+    assert model.message == "unknown backend unknown precision, power unavailable"
+    assert dict(records_by_task(build_status_records(
+        "n", "h", FrameCounters(), input_size="512x256"))[TASK_MODEL].values)["Input size"] \
+        == "512x256"
+
+
+# ---------------------------------------------------------------- diagnostic_msgs
+
+
+def test_to_diagnostic_array_with_real_messages():
+    msgs = pytest.importorskip("diagnostic_msgs.msg")
+    counters = FrameCounters()
+    counters.frame_received(3)
+    records = build_status_records("seg", "jetson-orin", counters, power=power_summary())
+    array = to_diagnostic_array(records, 1700000000.25)
+    assert isinstance(array, msgs.DiagnosticArray)
+    assert (array.header.stamp.sec, array.header.stamp.nanosec) == (1700000000, 250000000)
+    carried = to_diagnostic_array([], 9.9999999999).header.stamp
+    assert (carried.sec, carried.nanosec) == (10, 0)
+    assert [status.name for status in array.status] == [record.name for record in records]
+    pipeline = array.status[0]
+    assert pipeline.level == msgs.DiagnosticStatus.ERROR
+    assert pipeline.hardware_id == "jetson-orin"
+    assert pipeline.values[0].key == "Frames received" and pipeline.values[0].value == "3"
+    assert array.status[1].level == msgs.DiagnosticStatus.OK
+
+
+def test_to_diagnostic_array_accepts_time_messages_and_rclpy_like_times():
+    pytest.importorskip("diagnostic_msgs.msg")
+    time_msgs = pytest.importorskip("builtin_interfaces.msg")
+    stamp = time_msgs.Time(sec=5, nanosec=7)
+    assert to_diagnostic_array([], stamp).header.stamp == stamp
+
+    class RclpyTime:
+        def to_msg(self):
+            return stamp
+
+    assert to_diagnostic_array([], RclpyTime()).header.stamp == stamp
+
+
+def test_diagnostic_array_serializes():
+    msgs = pytest.importorskip("diagnostic_msgs.msg")
+    serialization = pytest.importorskip("rclpy.serialization")
+    counters = FrameCounters()
+    counters.frame_received(2)
+    array = to_diagnostic_array(build_status_records("seg", "hw", counters), 3.5)
+    data = serialization.serialize_message(array)
+    back = serialization.deserialize_message(data, msgs.DiagnosticArray)
+    assert back.status[0].level == msgs.DiagnosticStatus.ERROR
+    assert back.status[0].message == "No frames processed: 2 received in last period."
+
+
+def test_modules_import_without_ros():
+    code = ("import sys\n"
+            "for name in ('rclpy', 'sensor_msgs', 'diagnostic_msgs', 'builtin_interfaces',"
+            " 'cv_bridge', 'pynvml'):\n"
+            "    sys.modules[name] = None\n"
+            "import espnet_ros.ros.image_codec, espnet_ros.ros.power, espnet_ros.ros.diagnostics\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.check_call([sys.executable, "-c", code], cwd=root)

@@ -1,0 +1,93 @@
+"""launch/, config/ and the parameter table agree; the launch file is checked statically here
+(launch_ros is not installable from pip) and run for real where launch_ros exists."""
+import ast
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from espnet_ros.ros import params as P
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH = REPO / "launch" / "segment.launch.py"
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and getattr(n.func, "id", getattr(n.func, "attr", None)) == name]
+
+
+def _kw(call, name):
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+def test_params_file_holds_every_parameter_with_its_default():
+    data = yaml.safe_load((REPO / "config" / "segment.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert values == P.defaults()
+
+
+def test_every_default_passes_its_own_validation():
+    for spec in P.SPECS:
+        assert P.validate(spec.name, spec.default) is None, spec.name
+    assert P.validate("overlay_alpha", 1.5) and P.validate("backend", "tensorflow")
+
+
+def test_class_list_parsing():
+    names = ("road", "car", "person")
+    assert P.parse_class_list("", names) is None
+    assert P.parse_class_list("Car, 0", names) == [0, 1]
+    with pytest.raises(ValueError, match="unicorn"):
+        P.parse_class_list("unicorn", names)
+
+
+def test_launch_file_parses_and_starts_the_node_with_params_and_remaps():
+    tree = ast.parse(LAUNCH.read_text())
+    arguments = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
+    assert {"namespace", "image", "model", "backend", "params_file", "use_sim_time",
+            "rviz"} <= arguments
+    nodes = _calls(tree, "Node")
+    by_exec = {ast.literal_eval(_kw(n, "executable")): n for n in nodes}
+    node = by_exec["segment_node"]
+    assert ast.unparse(_kw(node, "package")) == "PACKAGE" and 'PACKAGE = "espnet_ros"' in \
+        LAUNCH.read_text()
+    assert ast.literal_eval(_kw(node, "name")) == "espnet_segmentation"
+    remaps = ast.dump(_kw(node, "remappings"))
+    assert "'image'" in remaps and "'camera_info'" in remaps
+    source = LAUNCH.read_text()
+    assert '"config", "segment.yaml"' in source and '"config", "espnet.rviz"' in source
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE" in source and "fastdds_localhost.xml" in source
+    # Every file the launch file names is installed by CMakeLists.txt (launch/ and config/).
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert "launch config msg" in cmake and "scripts/segment_node" in cmake
+    assert (REPO / "config" / "espnet.rviz").is_file()
+
+
+def test_rviz_config_shows_overlay_and_colour_mask():
+    data = yaml.safe_load((REPO / "config" / "espnet.rviz").read_text())
+    topics = {d["Topic"]["Value"] for d in data["Visualization Manager"]["Displays"]}
+    assert topics == {"espnet_segmentation/overlay", "espnet_segmentation/color_mask"}
+
+
+def test_fastdds_profile_limits_udp_to_loopback_and_sizes_shared_memory():
+    ns = {"d": "http://www.eprosima.com"}
+    root = ET.parse(str(REPO / "config" / "fastdds_localhost.xml")).getroot()
+    shm = [t for t in root.iterfind(".//d:transport_descriptor", ns)
+           if t.find("d:type", ns).text == "SHM"][0]
+    assert int(shm.find("d:segment_size", ns).text) >= 32 * 2 ** 20
+    udp = [t for t in root.iterfind(".//d:transport_descriptor", ns)
+           if t.find("d:type", ns).text == "UDPv4"][0]
+    assert [i.get("name") for i in udp.iterfind(".//d:interface", ns)] == ["127.0.0.1"]
+    assert root.find(".//d:useBuiltinTransports", ns).text == "false"
+
+
+def test_launch_for_real_where_launch_ros_exists():
+    launch_ros = pytest.importorskip("launch_ros", reason="launch_ros is not installable from pip")
+    from launch import LaunchDescription
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
+    description = get_launch_description_from_python_launch_file(str(LAUNCH))
+    assert isinstance(description, LaunchDescription) and launch_ros

@@ -63,6 +63,28 @@ def _descriptor(spec):
     return desc
 
 
+def raw_image_decoder():
+    """cv_bridge where it is importable (a ROS install), else the project's own converter.
+
+    Both give BGR uint8 with the same conversions (see image_codec); cv_bridge errors become
+    ImageDecodeError so a bad frame is rejected the same way.
+    """
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return image_to_bgr, "image_codec"
+    bridge = CvBridge()
+
+    def decode(msg):
+        try:
+            return bridge.imgmsg_to_cv2(msg, "bgr8")
+        except Exception as exc:  # CvBridgeError, TypeError, cv2.error
+            raise ImageDecodeError("cv_bridge cannot convert %s %dx%d: %s"
+                                   % (msg.encoding, msg.width, msg.height, exc)) from exc
+
+    return decode, "cv_bridge"
+
+
 def _rejection_key(exc):
     """A short, bounded category for the per-reason diagnostics counters."""
     text = str(exc)
@@ -114,6 +136,8 @@ class SegmentNode(Node):
         from diagnostic_msgs.msg import DiagnosticArray
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
+        self._decode_raw, decoder_name = raw_image_decoder()
+        self.get_logger().info("raw images are converted with %s" % decoder_name)
         self.slot = LatestFrameSlot(on_drop=self.counters.frame_dropped)
         if self.config["input_transport"] == "compressed":
             self.create_subscription(CompressedImage, "image/compressed", self._on_image, in_qos)
@@ -211,7 +235,7 @@ class SegmentNode(Node):
     def _decode(self, msg):
         if isinstance(msg, CompressedImage):
             return compressed_to_bgr(msg), "bgr8"
-        return image_to_bgr(msg), msg.encoding
+        return self._decode_raw(msg), msg.encoding
 
     def _process(self, frame):
         msg = frame.msg

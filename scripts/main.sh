@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up the environment, build the custom messages, then run
-# the live demo: a camera source publishes the sample frames, the segmentation node (its own
+# The main job on a fresh machine: set up the environment, build the custom messages, segment
+# the sample frames offline (out/predict/), then run the live demo: a camera source publishes the sample frames, the segmentation node (its own
 # process) segments them, and the demo prints FPS, latency and power and writes overlays and a
 # summary to out/demo/. Extra arguments go to `espnet-ros demo`.
 set -euo pipefail
@@ -16,4 +16,6 @@ else
   echo "[main] building msg/ failed (see build/interfaces.log): the node runs without ~/info"
 fi
 espnet-ros info
+# Offline first: label, colour mask and overlay of the sample frames in out/predict/.
+espnet-ros predict "$ESPNET_ROS_DATA/cityscapes_samples" --model espnet-p2q8-cityscapes --out out/predict
 espnet-ros demo --out out/demo "$@"

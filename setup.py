@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.8",
     packages=find_packages(include=["espnet_ros", "espnet_ros.*"]),
     # Unpinned on purpose: CUDA and Jetson users bring their own torch build.
-    install_requires=["torch>=1.10", "numpy", "opencv-python-headless", "pyyaml", "tqdm"],
+    install_requires=["torch>=1.10", "numpy", "opencv-python-headless", "pyyaml", "tqdm", "pillow"],
     extras_require={
         "onnx": ["onnx", "onnxruntime"],
         "train": ["matplotlib", "tensorboard", "cityscapesscripts"],

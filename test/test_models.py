@@ -49,7 +49,7 @@ def test_forward_shapes_for_every_variant_and_odd_sizes(name, height, width):
     assert tuple(out.shape) == expected
 
 
-@pytest.mark.parametrize("classes", [2, 3, 19, 40])
+@pytest.mark.parametrize("classes", [1, 2, 3, 19, 40])
 def test_models_build_for_any_class_count(classes):
     for model in (ESPNet(classes, 1, 1, k=4), ENet(classes), ESPNetEncoder(classes, 1, 1)):
         assert model.eval()(torch.rand(1, 3, 48, 64)).shape[1] == classes

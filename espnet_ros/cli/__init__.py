@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo")
+SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo", "train", "eval")
 
 
 class CommandError(Exception):
@@ -24,7 +24,19 @@ def build_parser():
     return parser
 
 
+def register_user_models():
+    """Checkpoints listed in $ESPNET_ROS_MODELS become zoo names for every subcommand."""
+    from ..training.checkpoint import MODELS_ENV
+    from ..training.checkpoint import register_user_models as register
+
+    try:
+        register()
+    except (OSError, ValueError) as exc:
+        print("espnet-ros: warning: %s: %s" % (MODELS_ENV, exc), file=sys.stderr)
+
+
 def main(argv=None):
+    register_user_models()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

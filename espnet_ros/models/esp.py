@@ -71,7 +71,7 @@ class _ESPBase(nn.Module):
         self.k = k
         self.hff = hff
         widths = branch_widths(n_out, k)
-        self.reduced = widths[1]
+        self.reduced = widths[-1]  # every branch but the first has this width (K=1: the only one)
         self.rates = dilation_rates(k)
         for rate, width in zip(self.rates, widths):
             setattr(self, "d%d" % rate, Conv(self.reduced, width, 3, 1, rate))

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from ..training.checkpoint import register_user_models
 from . import params as P
 from .camera_info import scale_camera_info
 from .diagnostics import (
@@ -104,6 +105,10 @@ class SegmentNode(Node):
             reason = P.validate(name, value)
             if reason:
                 raise ValueError(reason)
+        try:  # checkpoints trained with espnet-ros train, named in $ESPNET_ROS_MODELS
+            register_user_models()
+        except (OSError, ValueError) as exc:
+            self.get_logger().warning("ESPNET_ROS_MODELS: %s" % exc)
         self.pipeline = build_pipeline(self.config)
         self._visible_from_config(self.pipeline, self.config)
 

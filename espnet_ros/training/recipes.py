@@ -1,0 +1,47 @@
+"""Training recipes: the published ESPNet two-stage schedule, ESPNet-C alone, and ENet.
+
+A recipe is a partial configuration; the config file and command-line flags override it.
+
+ESPNet (Mehta et al., ECCV 2018, and the original code): stage 1 trains ESPNet-C against
+labels down-sampled x8; stage 2 trains ESPNet, its encoder initialised from stage 1. Adam,
+lr 5e-4, weight decay 5e-4, lr halved every 100 epochs, 300 epochs per stage, class weights
+1/ln(1.10 + p_c), batch 12 (ESPNet-C) and 6 (ESPNet).
+
+ENet (Paszke et al., 2016): Adam, lr 5e-4, weight decay 2e-4, class weights 1/ln(1.02 + p_c),
+batch 10; trained here end to end in one stage.
+"""
+import copy
+
+_OPTIM = {"lr": 5e-4, "weight_decay": 5e-4, "lr_step_epochs": 100, "lr_gamma": 0.5}
+
+RECIPES = {
+    "espnet": {
+        "optim": dict(_OPTIM),
+        "class_weight_c": 1.10,
+        "stages": [
+            {"name": "encoder", "arch": "espnet-c", "label_stride": 8, "epochs": 300,
+             "batch_size": 12},
+            {"name": "decoder", "arch": "espnet", "init_from": "encoder", "label_stride": 1,
+             "epochs": 300, "batch_size": 6},
+        ],
+    },
+    "espnet-c": {
+        "optim": dict(_OPTIM),
+        "class_weight_c": 1.10,
+        "stages": [{"name": "encoder", "arch": "espnet-c", "label_stride": 8, "epochs": 300,
+                    "batch_size": 12}],
+    },
+    "enet": {
+        "optim": dict(_OPTIM, weight_decay=2e-4),
+        "class_weight_c": 1.02,
+        "stages": [{"name": "enet", "arch": "enet", "label_stride": 1, "epochs": 300,
+                    "batch_size": 10}],
+    },
+}
+
+
+def recipe(name: str) -> dict:
+    try:
+        return copy.deepcopy(RECIPES[name])
+    except KeyError:
+        raise ValueError("unknown recipe %r; known: %s" % (name, ", ".join(RECIPES))) from None

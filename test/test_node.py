@@ -337,8 +337,12 @@ def test_compressed_input_and_corrupt_jpeg(probe, tmp_path, frame):
         corrupt = CompressedImage(format="jpeg")
         corrupt.data = jpeg.tobytes()[:200] + b"\x00" * 50
         corrupt.header.stamp = stamp(6000)
-        pub.publish(corrupt)
-        probe.spin_until(lambda: False, 0.5)
+        # Best-effort input: the first message after discovery may be lost, so resend until
+        # the node has seen (and rejected) one.
+        for _ in range(20):
+            pub.publish(corrupt)
+            if probe.spin_until(lambda: "rejected frame" in node.log(), 1.0):
+                break
         good = CompressedImage(format="jpeg")
         good.data = jpeg.tobytes()
         good.header.stamp = stamp(6001)

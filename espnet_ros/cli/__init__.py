@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo", "train", "eval", "bag")
+SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo", "train", "eval", "bag", "bench")
 
 
 class CommandError(Exception):

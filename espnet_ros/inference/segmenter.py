@@ -28,20 +28,44 @@ class Segmenter:
     ``None`` there means each image's own size.
     """
 
-    def __init__(self, model, entry, device="cpu", input_size="native", forward=None):
+    def __init__(self, model, entry, device="cpu", input_size="native", forward=None,
+                 backend=None):
         self.entry = entry
-        self.device = torch.device(device)
+        self.backend = backend  # the object behind ``forward`` when built from a backend
+        self.device = torch.device(backend.device if backend is not None else device)
         self.model = model.to(self.device).eval()
         size = entry.input_size if input_size == "native" else input_size
         self.preprocess = Preprocessor(entry.normalization, size, self.device)
-        self.forward = forward or self.model
+        self.forward = forward or backend or self.model
         self.last_timing = Timing(0.0, 0.0, 0.0)
         self._labels = None
 
     @classmethod
-    def from_zoo(cls, name, weights=None, device="cpu", input_size="native", **kwargs):
+    def from_zoo(cls, name, weights=None, device="cpu", input_size="native", backend="torch",
+                 precision="fp32", fallback=True, backend_options=None, **kwargs):
+        """A segmenter for a zoo model on an inference backend (see inference.backends).
+
+        ``backend``: torch, onnxruntime, torch2trt or auto; an unavailable one falls back with
+        a warning, or raises BackendUnavailable when ``fallback`` is False. The backend is built
+        now for the input size (so failures show here), or per image size when that is None.
+        """
+        from .backends import ShapeDispatch  # keeps `import espnet_ros.inference` light
+
         model, entry = create_model(name, weights=weights, **kwargs)
-        return cls(model, entry, device, input_size)
+        dispatch = ShapeDispatch(model, entry, backend, device, precision, fallback,
+                                 backend_options)
+        size = entry.input_size if input_size == "native" else input_size
+        if size:
+            dispatch.backend_for((1, 3, size[1], size[0]))
+        return cls(model, entry, dispatch.device, input_size, forward=dispatch, backend=dispatch)
+
+    @property
+    def backend_name(self):
+        return self.backend.name if self.backend is not None else "torch"
+
+    @property
+    def precision(self):
+        return self.backend.precision if self.backend is not None else "fp32"
 
     @property
     def input_size(self):

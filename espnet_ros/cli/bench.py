@@ -1,0 +1,222 @@
+"""``espnet-ros bench``: a group of benchmarks.
+
+- ``bench system`` (also plain ``bench``): parameters, size, GMACs, FPS, latency, memory and
+  power per model, backend and resolution; Markdown, JSON and PNG reports.
+- ``bench cpu``: plain eager PyTorch against each CPU optimization step, in one run.
+- Sibling modules listed in SIBLINGS (``bench_node.py``: ``bench node``) add their own
+  sub-subcommand with ``add_parser(bench_subparsers)``; a missing one is skipped.
+"""
+import importlib
+import json
+import os
+from pathlib import Path
+
+from ..bench.cpu import STEP_SEQUENCE
+from . import CommandError
+from .predict import parse_size
+
+SIBLINGS = ("bench_node",)
+CPU_GOAL = 2.5  # speed-up over plain eager asked of the CPU path (ESPNet p2q8, 1024x512)
+
+
+def _csv(text):
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _sizes(text):
+    return tuple(parse_size(v) for v in _csv(text))
+
+
+def _system_command(args):
+    """The command that reproduces a system run, rebuilt from the parsed values."""
+    parts = ["espnet-ros bench system", "--models", ",".join(args.models),
+             "--backends", ",".join(args.backends),
+             "--sizes", ",".join("%dx%d" % s for s in args.sizes),
+             "--iterations", str(args.iterations), "--warmup", str(args.warmup),
+             "--device", args.device, "--precision", args.precision]
+    if args.threads:
+        parts += ["--threads", str(args.threads)]
+    if args.torch_optimize != "default":
+        parts += ["--torch-optimize", args.torch_optimize]
+    if args.image:
+        parts += ["--image", str(args.image)]
+    if args.no_power:
+        parts.append("--no-power")
+    if args.gpu_freq_sweep:
+        parts.append("--gpu-freq-sweep")
+    return " ".join(parts)
+
+
+def _cpu_command(args):
+    parts = ["espnet-ros bench cpu", "--model", args.model, "--size", "%dx%d" % args.size,
+             "--rounds", str(args.rounds), "--iterations", str(args.iterations),
+             "--threads", "'%s'" % ",".join(str(t) for t in args.threads)]
+    if args.steps is not None:
+        parts += ["--steps", ",".join(args.steps)]
+    if args.no_compile:
+        parts.append("--no-compile")
+    if args.no_onnxruntime:
+        parts.append("--no-onnxruntime")
+    return " ".join(parts)
+
+
+def add_system_arguments(p):
+    from ..bench.system import DEFAULT_MODELS
+    p.add_argument("--models", type=_csv, default=DEFAULT_MODELS,
+                   help="comma-separated zoo names (default: %s)" % ",".join(DEFAULT_MODELS))
+    p.add_argument("--backends", type=_csv, default=("available",),
+                   help="comma-separated backends; 'available' (default) = all that run here")
+    p.add_argument("--sizes", type=_sizes, default=((224, 224), (640, 360), (1024, 512),
+                                                    (2048, 1024)),
+                   help="comma-separated WIDTHxHEIGHT (default: 224x224,640x360,1024x512,"
+                        "2048x1024)")
+    p.add_argument("--iterations", type=int, default=30, help="timed frames per row")
+    p.add_argument("--warmup", type=int, default=5, help="untimed frames per row (>= 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--threads", type=int, help="torch intra-op threads for the whole run")
+    p.add_argument("--torch-optimize", choices=("default", "max", "eager"), default="default",
+                   help="torch backend CPU steps: default (fast start), max (+torch.compile), "
+                        "eager")
+    p.add_argument("--image", help="frame to resize to each resolution (default: a Cityscapes "
+                                   "sample from $ESPNET_ROS_DATA, else synthetic)")
+    p.add_argument("--eval", nargs="+", default=(), metavar="JSON",
+                   help="eval.json files of espnet-ros eval (or a {model: mIoU} file): adds "
+                        "the accuracy-vs-FPS plot")
+    p.add_argument("--out", type=Path, default=Path("out/bench"), help="report folder")
+    p.add_argument("--no-power", action="store_true", help="skip the power/energy columns")
+    p.add_argument("--gpu-freq-sweep", action="store_true",
+                   help="pin the GPU clock to several frequencies and time each (root)")
+    p.add_argument("--no-plots", action="store_true")
+
+
+def add_cpu_arguments(p):
+    p.add_argument("--model", default="espnet-p2q8-cityscapes")
+    p.add_argument("--size", type=parse_size, default=(1024, 512))
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median reported)")
+    p.add_argument("--iterations", type=int, default=3, help="forwards per candidate per round")
+    p.add_argument("--steps", type=_csv, default=None,
+                   help="cumulative torch steps to measure, in order (default: %s)"
+                        % ",".join(STEP_SEQUENCE))
+    p.add_argument("--no-compile", action="store_true",
+                   help="skip the torch.compile step (its first call takes up to a minute)")
+    p.add_argument("--threads", type=lambda t: tuple(int(v) for v in _csv(t)), default=(1,),
+                   help="thread counts to try on the last step (default: 1; '' for none)")
+    p.add_argument("--no-onnxruntime", action="store_true")
+    p.add_argument("--camvid-frames", type=int, default=4, help="CamVid frames for agreement")
+    p.add_argument("--out", type=Path, default=Path("out/bench"), help="report folder")
+
+
+def add_parser(sub):
+    p = sub.add_parser("bench", help="benchmarks: system (default), cpu, and siblings",
+                       description="Without a benchmark name this runs 'bench system'; put "
+                                   "options after the name when giving one.")
+    add_system_arguments(p)
+    p.set_defaults(func=run_system)
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+    system = bench_sub.add_parser("system", help="system-level metrics per model and backend")
+    add_system_arguments(system)
+    system.set_defaults(func=run_system)
+    cpu = bench_sub.add_parser("cpu", help="eager PyTorch vs each CPU optimization step")
+    add_cpu_arguments(cpu)
+    cpu.set_defaults(func=run_cpu)
+    for name in SIBLINGS:
+        try:
+            module = importlib.import_module("%s.%s" % (__package__, name))
+        except ImportError:
+            continue
+        module.add_parser(bench_sub)
+
+
+def _load_image(path):
+    import cv2
+
+    from ..bench.frames import data_root
+    if path is None:
+        root = data_root()
+        if root is None:
+            return None, "synthetic"
+        path = root / "cityscapes_samples" / "frankfurt_000000_000294_leftImg8bit.png"
+        if not path.is_file():
+            return None, "synthetic"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CommandError("cannot read image %s" % path)
+    return image, Path(path).name
+
+
+def run_system(args):
+    import torch
+
+    from ..bench import report
+    from ..bench.system import SystemConfig
+    from ..bench.system import run_system as run
+    from ..models import zoo
+    for name in args.models:
+        try:
+            zoo.get(name)
+        except KeyError as exc:
+            raise CommandError(str(exc).strip('"')) from exc
+    if args.iterations < 1 or args.warmup < 1:
+        raise CommandError("--iterations and --warmup must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    image, image_name = _load_image(args.image)
+    accuracy = report.load_accuracy(args.eval) if args.eval else None
+    config = SystemConfig(models=args.models, backends=args.backends, sizes=args.sizes,
+                          iterations=args.iterations, warmup=args.warmup, device=args.device,
+                          precision=args.precision, power=not args.no_power,
+                          gpu_sweep=args.gpu_freq_sweep, image=image, image_name=image_name,
+                          torch_optimize=args.torch_optimize)
+    try:
+        result = run(config)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    result["command"] = _system_command(args)
+    paths = report.write_reports(result, args.out, accuracy, plots=not args.no_plots)
+    print()
+    print(report.summary_table(result))
+    print("written: %s" % ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def run_cpu(args):
+    from ..bench import cpu
+    from ..bench.frames import real_frames, synthetic_frame
+    from ..models import zoo
+    try:
+        entry = zoo.get(args.model)
+    except KeyError as exc:
+        raise CommandError(str(exc).strip('"')) from exc
+    frames = real_frames(camvid=args.camvid_frames)
+    if not frames:
+        print("no real frames ($ESPNET_ROS_DATA unset): agreement is on a synthetic frame")
+        frames = [("synthetic", synthetic_frame(*args.size))]
+    from ..inference.backends.cpu_optim import ALL_STEPS
+    steps = args.steps if args.steps is not None else STEP_SEQUENCE
+    unknown = set(steps) - set(ALL_STEPS)
+    if unknown:
+        raise CommandError("unknown steps %s; known: %s" % (", ".join(sorted(unknown)),
+                                                            ", ".join(ALL_STEPS)))
+    candidates = cpu.default_candidates(compile_step=not args.no_compile,
+                                        onnxruntime=not args.no_onnxruntime,
+                                        thread_counts=args.threads, step_sequence=steps)
+    result = cpu.run_cpu_study(args.model, args.size, frames, candidates, args.rounds,
+                               args.iterations, pretrained=bool(entry.weights_file))
+    result["command"] = _cpu_command(args)
+    table = cpu.format_table(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_cpu.json").write_text(json.dumps(result, indent=1, default=str))
+    verdict = "no candidate kept >= 99.9 % agreement"
+    if result["best"]:
+        verdict = "best: %s, x%.2f the throughput of plain eager (goal x%.1f: %s)" % (
+            result["best"], result["best_speedup"], CPU_GOAL,
+            "met" if result["best_speedup"] >= CPU_GOAL else "not met")
+    text = "%s\n\n%s\n\n%s at %s, %d rounds x %d forwards, %d CPU(s), frames: %s\n`%s`\n" % (
+        table, verdict, result["model"], result["size"], result["rounds"],
+        result["iterations_per_round"], os.cpu_count(), ", ".join(result["frames"]),
+        result["command"])
+    (args.out / "bench_cpu.md").write_text(text)
+    print(text, end="")
+    print("written: %s" % (args.out / "bench_cpu.json"))
+    return 0

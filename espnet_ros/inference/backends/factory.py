@@ -1,0 +1,154 @@
+"""Building a backend: selection, fallback when building fails, and ``auto``'s timing trial."""
+import statistics
+import time
+
+import torch
+
+from .base import AUTO, LOG, BackendUnavailable, auto_candidates, fallback_choice, get, select_backend
+
+TRIAL_ROUNDS = 3
+
+
+def _time_once(backend, batch):
+    start = time.perf_counter()
+    with torch.no_grad():
+        backend.forward(batch)
+    if backend.device.type == "cuda":
+        torch.cuda.synchronize(backend.device)
+    return time.perf_counter() - start
+
+
+def trial(backends, input_shape, rounds=TRIAL_ROUNDS):
+    """The fastest of ``backends`` on a random input, timed in interleaved rounds.
+
+    Returns (best backend, {name: median ms}).
+    """
+    batch = torch.randn(input_shape)
+    times = {b.name: [] for b in backends}
+    for backend in backends:
+        _time_once(backend, batch)  # warm-up, excluded
+    for _ in range(rounds):
+        for backend in backends:
+            times[backend.name].append(_time_once(backend, batch) * 1e3)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    best = min(backends, key=lambda b: medians[b.name])
+    return best, medians
+
+
+def _build(choice, model, entry, input_shape, options):
+    return get(choice.name)(model, entry, input_shape, choice.device, choice.precision, **options)
+
+
+def _build_auto_cpu(model, entry, input_shape, precision, options):
+    """Builds every runnable CPU candidate and keeps the fastest (speed differs per model)."""
+    built, reasons = [], []
+    for name in auto_candidates("cpu"):
+        reason = get(name).check("cpu", precision)
+        if reason is None:
+            try:
+                built.append(get(name)(model, entry, input_shape, "cpu", precision, **options))
+                continue
+            except BackendUnavailable as exc:
+                reason = str(exc)
+        reasons.append("%s: %s" % (name, reason))
+    if not built:
+        raise BackendUnavailable("no CPU backend can run: %s" % "; ".join(reasons))
+    best, medians = trial(built, input_shape) if len(built) > 1 else (built[0], {})
+    best.info["auto"] = ", ".join("%s %.1f ms" % kv for kv in sorted(medians.items())) or \
+        "only %s can run" % best.name
+    if reasons:
+        best.info["auto skipped"] = "; ".join(reasons)
+    LOG.info("auto backend: %s (%s)", best.name, best.info["auto"])
+    return best
+
+
+def create_backend(model, entry, input_shape, name="torch", device="cpu", precision="fp32",
+                   fallback=True, **options):
+    """A ready backend for (model, entry, NCHW ``input_shape``), falling back as allowed.
+
+    ``options`` go to every backend tried; each takes the ones it knows (see their classes).
+    """
+    choice = select_backend(name, fallback, device, precision)
+    notes = list(choice.notes)
+    if name == AUTO and choice.device == "cpu":
+        backend = _build_auto_cpu(model, entry, input_shape, choice.precision, options)
+        backend.info["fallback"] = "; ".join(notes) or "none"
+        return backend
+    while True:
+        try:
+            backend = _build(choice, model, entry, input_shape, options)
+            break
+        except BackendUnavailable as exc:
+            if not fallback:
+                raise
+            choice = fallback_choice(choice.name, choice.device, choice.precision, str(exc))
+            notes.extend(choice.notes)
+    backend.info["fallback"] = "; ".join(notes) or "none"
+    return backend
+
+
+class ShapeDispatch:
+    """Runs each batch on a backend built for its shape, so fixed-shape backends (engines,
+    ONNX graphs) serve any batch size or image size; others are built once and reused.
+
+    ``name``, ``precision``, ``device`` and ``info`` are those of the latest backend (before
+    the first build: of the selection). Keeps at most ``limit`` backends.
+    """
+
+    def __init__(self, model, entry, name="torch", device="cpu", precision="fp32", fallback=True,
+                 options=None, limit=4):
+        self._model, self._entry = model, entry
+        self._fallback = fallback
+        self._options = dict(options or {})
+        self._limit = limit
+        self._choice = select_backend(name, fallback, device, precision)
+        self._requested = name
+        self._by_shape = {}
+        self.current = None
+
+    @property
+    def name(self):
+        return self.current.name if self.current else self._choice.name
+
+    @property
+    def precision(self):
+        return self.current.precision if self.current else self._choice.precision
+
+    @property
+    def device(self):
+        return self.current.device if self.current else torch.device(self._choice.device)
+
+    @property
+    def info(self):
+        return self.current.info if self.current else {}
+
+    def backend_for(self, shape):
+        shape = tuple(int(v) for v in shape)
+        backend = self._by_shape.get(shape)
+        if backend is None and self.current is not None and not self.current.fixed_shape:
+            backend = self.current
+        if backend is None:
+            if self.current is None:  # the first build settles what later builds use
+                choice = self._choice
+                name = AUTO if self._requested == AUTO else choice.name
+                backend = create_backend(self._model, self._entry, shape, name, choice.device,
+                                         choice.precision, self._fallback, **self._options)
+                if choice.notes:  # the selection's fallback was logged once, by select_backend
+                    previous = backend.info.get("fallback", "none")
+                    backend.info["fallback"] = "; ".join(
+                        list(choice.notes) + ([previous] if previous != "none" else []))
+            else:
+                backend = create_backend(self._model, self._entry, shape, self.current.name,
+                                         str(self.current.device), self.current.precision,
+                                         self._fallback, **self._options)
+            if len(self._by_shape) >= self._limit:
+                self._by_shape.clear()
+            self._by_shape[shape] = backend
+        self.current = backend
+        return backend
+
+    def __call__(self, batch):
+        backend = self.backend_for(batch.shape)
+        if batch.device != backend.device:
+            batch = batch.to(backend.device)
+        return backend.forward(batch)

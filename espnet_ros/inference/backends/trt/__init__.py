@@ -1,0 +1,141 @@
+"""torch2trt / TensorRT backend (Jetson and desktop NVIDIA GPUs), fixed input shape.
+
+Flow: local converters registered -> the model converted whole, or ENet in pieces with its
+pooling indices and unpooling left in PyTorch CUDA -> each engine validated against PyTorch on
+a fresh input -> engines kept in the persistent cache. Written for JetPack 4.6 (TensorRT 8.2,
+torch2trt 0.5, torch 1.10) and newer; TensorRT never ran on the machines this was developed
+on, so everything that needs it is behind imports done at build time only.
+"""
+import copy
+import importlib
+import inspect
+from collections import OrderedDict, defaultdict
+
+import torch
+
+from .. import pieces
+from ..base import Backend, BackendUnavailable, cuda_available, register
+from ..validate import ValidationError, validate
+from . import converters, engine_cache, support
+from .convert import ConversionRefused, convert
+
+LABEL_PIECES = ("model", "fullconv")  # pieces whose output is the logits
+
+
+def _torch_load(path):
+    kwargs = {"map_location": "cpu"}
+    if "weights_only" in inspect.signature(torch.load).parameters:
+        kwargs["weights_only"] = False  # the engine is stored as a bytearray in the state dict
+    return torch.load(str(path), **kwargs)
+
+
+def record_piece_inputs(model, batches):
+    """{piece name: [input tuples]} seen when running ``batches`` through the eager pieces."""
+    recorded = defaultdict(list)
+
+    def recording(name, module, inputs):
+        def run(*args):
+            recorded[name].append(tuple(a.detach() for a in args))
+            return module(*args)
+        return run
+
+    wrapper = pieces.piecewise(model, recording)
+    with torch.no_grad():
+        for batch in batches:
+            if wrapper is None:
+                recorded["model"].append((batch,))
+            else:
+                wrapper(batch)
+    return dict(recorded)
+
+
+@register
+class Torch2trtBackend(Backend):
+    """Options: ``cache_dir`` (engine cache), ``calibration`` (int8: preprocessed NCHW
+    tensors of real frames), ``workspace`` (bytes)."""
+
+    name = "torch2trt"
+    fixed_shape = True
+
+    @classmethod
+    def check(cls, device, precision):
+        if torch.device(device).type != "cuda":
+            return "TensorRT needs a CUDA device"
+        if not cuda_available():
+            return "no CUDA device"
+        try:
+            support.library_versions()
+        except Exception as exc:  # ImportError, or a broken TensorRT install
+            return "torch2trt/tensorrt not importable: %s" % str(exc).splitlines()[0][:120]
+        _, capability = support.gpu_identity(device)
+        return support.precision_support(precision, capability, *support.builder_flags())
+
+    def _build(self, model):
+        torch2trt = importlib.import_module("torch2trt")
+        versions = support.library_versions()
+        gpu_name, capability = support.gpu_identity(self.device)
+        model = copy.deepcopy(model).eval().to(self.device)
+        selected = converters.select_converters(versions["torch2trt"], model)
+        converters.register_converters(torch2trt, selected)
+        self.info["versions"] = "torch2trt %s, TensorRT %s" % (versions["torch2trt"],
+                                                               versions["tensorrt"])
+        self.info["gpu"] = "%s (sm_%d%d)" % ((gpu_name,) + tuple(capability))
+        self.info["local converters"] = ", ".join(c.method for c in selected) or "none"
+        self.info["engines"] = OrderedDict()
+
+        calibration, calibration_sha = {}, None
+        if self.precision == "int8":
+            frames = self.options.get("calibration")
+            if not frames:
+                raise BackendUnavailable("int8 needs calibration frames (option calibration)")
+            frames = [f.to(self.device) if f.dim() == 4 else f[None].to(self.device)
+                      for f in frames]
+            calibration = record_piece_inputs(model, frames)
+            calibration_sha = engine_cache.tensors_sha256(frames)
+        cache = engine_cache.EngineCache(self.options.get("cache_dir"))
+        weights = engine_cache.weights_sha256(model)
+        model_args = {"class": type(model).__name__,
+                      "arch": getattr(self.entry, "arch", None),
+                      "args": dict(getattr(self.entry, "arch_args", {}) or {})}
+
+        def convert_piece(name, module, inputs):
+            fields = engine_cache.cache_fields(
+                weights, model_args, self.input_shape, self.precision, versions["torch2trt"],
+                versions["tensorrt"], gpu_name, capability, piece=name,
+                piece_shapes=[tuple(t.shape) for t in inputs], calibration=calibration_sha)
+
+            def build():
+                return convert(torch2trt.torch2trt, module, inputs, self.precision,
+                               calibration.get(name), self.options.get("workspace") or
+                               (1 << 28), name)
+
+            def save(engine, path):
+                torch.save(engine.state_dict(), str(path))
+
+            def load(path):
+                engine = torch2trt.TRTModule()
+                engine.load_state_dict(_torch_load(path))
+                return engine
+
+            def check(engine):
+                validate(module, engine, inputs[0], self.precision,
+                         check_labels=name in LABEL_PIECES)
+
+            engine, how = cache.get_or_build(fields, build, save, load, check)
+            self.info["engines"][name] = how
+            return engine
+
+        sample = torch.randn(self.input_shape, device=self.device)
+        try:
+            self._forward = pieces.convert_model(model, sample, convert_piece)
+            result = validate(model, self._forward, sample, self.precision)
+        except (ConversionRefused, ValidationError, NotImplementedError) as exc:
+            raise BackendUnavailable("torch2trt conversion rejected: %s" % exc) from exc
+        self.info["validation"] = "agreement %.5f, relative error %.2g" % (
+            result.agreement, result.relative_error)
+
+    def forward(self, batch):
+        if tuple(batch.shape) != self.input_shape:
+            raise ValueError("torch2trt engine built for %s, got %s"
+                             % (self.input_shape, tuple(batch.shape)))
+        return self._forward(batch.to(self.device, non_blocking=True).contiguous())

@@ -59,20 +59,11 @@ def build_pipeline(config):
     size = "native"
     if config["input_width"] and config["input_height"]:
         size = (int(config["input_width"]), int(config["input_height"]))
-    kwargs = {}
-    if config["backend"] != "torch" or config["precision"] != "fp32":
-        kwargs = dict(backend=config["backend"], precision=config["precision"],
-                      fallback=config["allow_fallback"])
-    try:
-        segmenter = Segmenter.from_zoo(config["model"], weights=config["weights"] or None,
-                                       device=config["device"], input_size=size, **kwargs)
-    except TypeError as exc:
-        if kwargs:
-            raise RuntimeError("backend %r is not supported by this installation (%s)"
-                               % (config["backend"], exc)) from exc
-        raise
-    backend = getattr(segmenter, "backend_name", None) or "torch"
-    precision = getattr(segmenter, "precision", None) or config["precision"]
+    segmenter = Segmenter.from_zoo(config["model"], weights=config["weights"] or None,
+                                   device=config["device"], input_size=size,
+                                   backend=config["backend"], precision=config["precision"],
+                                   fallback=config["allow_fallback"])
+    backend, precision = segmenter.backend_name, segmenter.precision
     pipeline = Pipeline(segmenter, backend, precision)
     pipeline.set_palette(config["palette"])
     pipeline.warm_up(config["warmup_frames"])

@@ -366,6 +366,25 @@ def test_missing_weights_exit_non_zero_with_a_clear_message(tmp_path):
     assert "without published weights" in node.log()
 
 
+def test_bench_node_end_to_end_structure(tmp_path, data_dir):
+    """`espnet-ros bench node` on a tiny configuration: structure, not speed."""
+    import json
+    import subprocess
+    import sys
+
+    from espnet_ros.ros.env import localhost_env
+    result = subprocess.run(
+        [sys.executable, "-m", "espnet_ros.cli", "bench", "node", "--model", MODEL,
+         "--size", "128x64", "--seconds", "1", "--out", str(tmp_path)],
+        env=localhost_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "throughput ratio node/bare" in result.stdout
+    report = json.loads((tmp_path / "bench_node.json").read_text())
+    assert report["size"] == "128x64" and report["bare"]["fps"] > 0
+    assert report["node"]["frames"] > 0 and report["node"]["latency_frames"] > 0
+    assert report["throughput_ratio"] > 0 and "added_latency_p50_ms" in report
+
+
 def test_zz_no_packet_left_loopback(tx_before, node_a):
     """Runs last in this module: every ROS process above stayed on loopback."""
     assert non_loopback_tx_bytes() == tx_before

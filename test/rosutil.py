@@ -1,14 +1,11 @@
 """Helpers for tests that run the node in its own process and talk to it over real DDS."""
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from espnet_ros.ros.env import localhost_env
+from espnet_ros.ros import node_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,45 +21,12 @@ def non_loopback_tx_bytes():
     return total
 
 
-class NodeProcess:
-    """The segmentation node in a subprocess; its log is kept for assertions."""
+class NodeProcess(node_process.NodeProcess):
+    """The node in a subprocess with its log in ``log_dir`` (named after the namespace)."""
 
     def __init__(self, namespace, params, log_dir, extra_env=None, params_file=None):
-        self.namespace = namespace
-        self.base = namespace.rstrip("/") + "/espnet_segmentation"
-        cmd = [sys.executable, "-m", "espnet_ros.ros.segment_node", "--ros-args",
-               "-r", "__ns:=" + namespace]
-        if params_file:
-            cmd += ["--params-file", str(params_file)]
-        for key, value in params.items():
-            cmd += ["-p", "%s:=%s" % (key, value)]
-        env = localhost_env()
-        env.update(extra_env or {})
-        env["PYTHONUNBUFFERED"] = "1"
-        self.log_path = Path(log_dir) / ("node%s.log" % namespace.replace("/", "_"))
-        self._log = open(str(self.log_path), "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def log(self):
-        return self.log_path.read_text()
-
-    def rss_kb(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        log = Path(log_dir) / ("node%s.log" % namespace.replace("/", "_"))
+        super().__init__(namespace, params, log, params_file=params_file, extra_env=extra_env)
 
 
 class Probe:

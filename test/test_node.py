@@ -385,6 +385,29 @@ def test_bench_node_end_to_end_structure(tmp_path, data_dir):
     assert report["throughput_ratio"] > 0 and "added_latency_p50_ms" in report
 
 
+def test_demo_end_to_end(tmp_path, data_dir):
+    """The main job's demo on the sample frames: live lines, overlays and a summary."""
+    import json
+    import subprocess
+    import sys
+
+    from espnet_ros.ros.env import localhost_env
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "espnet_ros.cli", "demo", "--model", MODEL, "--rate", "5",
+         "--duration", "4", "--size", "512x256", "--out", str(out),
+         "--param", "input_width:=256", "--param", "input_height:=128"],
+        env=localhost_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FPS" in result.stdout and "latency p50" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_out"] > 0 and summary["fps"] > 0
+    assert summary["diagnostics"]["frame pipeline"]["values"]["Frames processed"] != "0"
+    overlays = sorted(out.glob("overlay_*.png"))
+    assert overlays and cv2.imread(str(overlays[0])).shape == (256, 512, 3)
+    assert (out / "summary.md").read_text().startswith("# espnet-ros demo")
+
+
 def test_zz_no_packet_left_loopback(tx_before, node_a):
     """Runs last in this module: every ROS process above stayed on loopback."""
     assert non_loopback_tx_bytes() == tx_before

@@ -1,6 +1,4 @@
 """The segment_node a replay drives: started in its own process, or a running one to attach to."""
-import signal
-import subprocess
 from pathlib import Path
 
 from .io import COMPRESSED_TYPE, BagError, typestore
@@ -22,7 +20,7 @@ class NodeUnderTest:
             options.namespace.rstrip("/") + "/espnet_segmentation"
         if not self.fqn.startswith("/"):
             self.fqn = "/" + self.fqn
-        self.proc = None
+        self.process = None
         self.options, self.image_type, self.image_topic, self.info_topic = \
             options, image_type, image_topic, info_topic
         self.log_path = Path(log_path)
@@ -31,8 +29,7 @@ class NodeUnderTest:
         options, image_type = self.options, self.image_type
         if options.attach:
             return
-        from ..ros.demo import node_command
-        from ..ros.env import localhost_env
+        from ..ros.node_process import NodeProcess
 
         params = {"model": options.model, "device": options.device, "warmup_frames": 2,
                   "min_fps": 0.0, "output_depth": 10, "use_sim_time": str(options.use_sim_time).lower(),
@@ -45,38 +42,21 @@ class NodeUnderTest:
         remaps = [("image/compressed" if image_type == COMPRESSED_TYPE else "image", self.image_topic)]
         if self.info_topic:
             remaps.append(("camera_info", self.info_topic))
-        env = localhost_env()
-        env["PYTHONUNBUFFERED"] = "1"
-        self._log = open(str(self.log_path), "w")
         # own session: a Ctrl-C in the terminal stops the replay, which then stops the node itself
-        self.proc = subprocess.Popen(node_command(options.namespace, params, remaps), env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = NodeProcess(options.namespace, params, self.log_path, remaps=remaps,
+                                   new_session=True)
+
+    @property
+    def proc(self):
+        return self.process.proc if self.process is not None else None
 
     def check_alive(self):
         if self.proc is not None and self.proc.poll() is not None:
             raise BagError("segment_node exited with code %d: %s (log: %s)"
-                           % (self.proc.returncode, self.last_error(), self.log_path))
-
-    def last_error(self):
-        try:
-            lines = [line for line in self.log_path.read_text().splitlines() if line.strip()]
-        except OSError:
-            return "no log"
-        errors = [line for line in lines if "error" in line.lower()]
-        return (errors or lines or ["no output"])[-1].strip()[:300]
+                           % (self.proc.returncode, self.process.last_error(), self.log_path))
 
     def stop(self):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        return self.process.stop() if self.process is not None else None
 
 
 def segmentation_info_msgdef():

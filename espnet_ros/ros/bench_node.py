@@ -39,27 +39,19 @@ class _NodeRig:
     """The node process plus this process's publisher and label subscriber."""
 
     def __init__(self, model, size, outputs, log_path):
-        import subprocess
-        import sys
-
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from .env import localhost_env
+        from .node_process import NodeProcess
 
         self.namespace = "/espnet_bench"
         params = {"model": model, "input_width": size[0], "input_height": size[1],
                   "warmup_frames": 3, "min_fps": 0.0}
         for name in ("label", "color_mask", "overlay"):
             params["publish_" + name] = str(name in outputs).lower()
-        cmd = [sys.executable, "-m", "espnet_ros.ros.segment_node", "--ros-args",
-               "-r", "__ns:=" + self.namespace]
-        for key, value in params.items():
-            cmd += ["-p", "%s:=%s" % (key, value)]
-        self._log = open(str(log_path), "w")
-        self.proc = subprocess.Popen(cmd, env=localhost_env(), stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.process = NodeProcess(self.namespace, params, log_path)
+        self.proc = self.process.proc
         self.node = rclpy.create_node("espnet_bench_driver")
         self.pub = self.node.create_publisher(Image, self.namespace + "/image", 1)
         self.received = []  # (receive ns, stamp ns)
@@ -87,8 +79,9 @@ class _NodeRig:
         while time.monotonic() < end:
             rclpy.spin_once(self.node, timeout_sec=0.1)
             if self.proc.poll() is not None:
-                raise RuntimeError("the node exited with code %d; see %s"
-                                   % (self.proc.returncode, self._log.name))
+                raise RuntimeError("the node exited with code %d: %s (log: %s)"
+                                   % (self.proc.returncode, self.process.last_error(),
+                                      self.process.log_path))
             if self.pub.get_subscription_count() and len(self.received) >= 3:
                 return
             self.publish(self.frame_msg)
@@ -133,15 +126,8 @@ class _NodeRig:
         return list(self.received)
 
     def close(self):
-        import signal
         self.node.destroy_node()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except Exception:
-                self.proc.kill()
-        self._log.close()
+        self.process.stop()
 
 
 def _throughput(received):

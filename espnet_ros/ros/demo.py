@@ -14,16 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .env import localhost_env
-
-
-def node_command(namespace, params, remaps=()):
-    cmd = [sys.executable, "-m", "espnet_ros.ros.segment_node", "--ros-args",
-           "-r", "__ns:=" + namespace]
-    for key, value in params.items():
-        cmd += ["-p", "%s:=%s" % (key, value)]
-    for src, dst in remaps:
-        cmd += ["-r", "%s:=%s" % (src, dst)]
-    return cmd
+from .node_process import NodeProcess
 
 
 def camera_command(source, rate, encoding, topic, count=0, size=None):
@@ -98,11 +89,9 @@ def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duratio
     os.environ.update(env)
     params = {"model": model, "warmup_frames": 2}
     params.update(extra_params or {})
-    node_log = open(str(out_dir / "node.log"), "w")
     camera_log = open(str(out_dir / "camera.log"), "w")
-    node_proc = subprocess.Popen(node_command(namespace, params,
-                                              [("image", namespace + "/camera/image")]),
-                                 env=env, stdout=node_log, stderr=subprocess.STDOUT)
+    node = NodeProcess(namespace, params, out_dir / "node.log",
+                       remaps=[("image", namespace + "/camera/image")])
     camera_proc = None
     import rclpy
 
@@ -122,9 +111,9 @@ def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duratio
         while True:
             rclpy.spin_once(watcher_node, timeout_sec=0.05)
             now = time.monotonic()
-            if node_proc.poll() is not None:
-                raise RuntimeError("the node exited with code %d; see %s"
-                                   % (node_proc.returncode, out_dir / "node.log"))
+            if node.proc.poll() is not None:
+                raise RuntimeError("the node exited with code %d: %s (log: %s)"
+                                   % (node.proc.returncode, node.last_error(), node.log_path))
             if first is None:
                 if watcher.stamps:
                     first = now  # model loading and warm-up are not part of the numbers
@@ -146,18 +135,16 @@ def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duratio
         summary = summarize(watcher, model, source, rate, duration)
         write_summary(summary, out_dir)
     finally:
-        for proc in (camera_proc, node_proc):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in (camera_proc, node_proc):
-            if proc is not None:
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        if camera_proc is not None and camera_proc.poll() is None:
+            camera_proc.send_signal(signal.SIGINT)
+        node.stop()
+        if camera_proc is not None:
+            try:
+                camera_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                camera_proc.kill()
         watcher_node.destroy_node()
         rclpy.shutdown()
-        node_log.close()
         camera_log.close()
     return summary
 

@@ -21,6 +21,16 @@ def _version(module):
     return getattr(mod, "__version__", "available")
 
 
+def _backend_state(name, device, library=None):
+    """What the backend itself says about running here (the check the segmenter uses)."""
+    from ..inference.backends import availability
+
+    reason = availability(device)[name]
+    if reason is not None:
+        return "unavailable (%s)" % reason
+    return "available" + (" (%s %s)" % (library, _version(library)) if library else "")
+
+
 def gather():
     cuda = torch.cuda.is_available()
     devices = ["cpu (%d threads)" % torch.get_num_threads()]
@@ -36,11 +46,11 @@ def gather():
         "numpy": _version("numpy"),
         "opencv": _version("cv2"),
         "devices": ", ".join(devices),
-        "backend torch-cpu": "available",
-        "backend torch-cuda": "available" if cuda else "unavailable (no CUDA device)",
-        "backend onnxruntime": _version("onnxruntime"),
-        "backend torch2trt": _version("torch2trt"),
-        "backend tensorrt": _version("tensorrt"),
+        "backend torch-cpu": _backend_state("torch", "cpu"),
+        "backend torch-cuda": _backend_state("torch", "cuda"),
+        "backend onnxruntime": _backend_state("onnxruntime", "cpu", "onnxruntime"),
+        "backend torch2trt": _backend_state("torch2trt", "cuda", "torch2trt"),
+        "tensorrt": _version("tensorrt"),
         "rclpy": _version("rclpy"),
         "cv_bridge": _version("cv_bridge"),
         "weights cache": str(cache_dir()),

@@ -1,5 +1,4 @@
 """Helpers for tests that run the node in its own process and talk to it over real DDS."""
-import os
 import time
 from pathlib import Path
 
@@ -91,7 +90,3 @@ def padded_image(pixels, encoding, pad=8, bigendian=False, stamp_msg=None, frame
     if stamp_msg is not None:
         msg.header.stamp = stamp_msg
     return msg
-
-
-def env_without(*names):
-    return {k: v for k, v in os.environ.items() if k not in names}

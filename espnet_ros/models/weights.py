@@ -1,7 +1,6 @@
 """Resolve model weights: explicit path, else the local cache, else a verified download."""
 import hashlib
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -112,13 +111,3 @@ def load_state_dict(path) -> dict:
         raise WeightsError("%s does not hold a state dict" % path)
     # Checkpoints saved from nn.DataParallel carry a 'module.' prefix.
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
-
-
-def copy_into_cache(entry, source) -> Path:
-    """Places a local file in the cache after checking its checksum."""
-    if sha256_of(source) != entry.sha256:
-        raise WeightsError("%s does not match the sha256 of %s" % (source, entry.name))
-    dest = cache_dir() / entry.weights_file
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(str(source), str(dest))
-    return dest

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -181,9 +180,3 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
         if rclpy.ok():
             rclpy.shutdown()
     return sent
-
-
-def synthetic_frame(width, height, seed=0):
-    """A deterministic test frame (used where no real frame is needed, e.g. load tests)."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 255, (height, width, 3), dtype=np.uint8)

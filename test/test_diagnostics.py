@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from espnet_ros.power import PowerSummary
 from espnet_ros.ros.diagnostics import (
     ERROR,
     OK,
@@ -22,7 +23,6 @@ from espnet_ros.ros.diagnostics import (
     merge_summary,
     to_diagnostic_array,
 )
-from espnet_ros.ros.power import PowerSummary
 
 
 class FakeClock:
@@ -459,6 +459,6 @@ def test_modules_import_without_ros():
             "for name in ('rclpy', 'sensor_msgs', 'diagnostic_msgs', 'builtin_interfaces',"
             " 'cv_bridge', 'pynvml'):\n"
             "    sys.modules[name] = None\n"
-            "import espnet_ros.ros.image_codec, espnet_ros.ros.power, espnet_ros.ros.diagnostics\n")
+            "import espnet_ros.ros.image_codec, espnet_ros.power, espnet_ros.ros.diagnostics\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.check_call([sys.executable, "-c", code], cwd=root)

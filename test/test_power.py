@@ -1,4 +1,4 @@
-"""Tests for espnet_ros.ros.power with fake sysfs trees, recorded tegrastats and a fake pynvml."""
+"""Tests for espnet_ros.power with fake sysfs trees, recorded tegrastats and a fake pynvml."""
 import os
 import stat
 import sys
@@ -6,8 +6,8 @@ import types
 
 import pytest
 
-from espnet_ros.ros import power
-from espnet_ros.ros.power import (
+from espnet_ros import power
+from espnet_ros.power import (
     CounterMeter,
     PowerMonitor,
     PowerReadError,
@@ -358,14 +358,14 @@ def test_rapl_without_packages_uses_every_top_zone(tmp_path, no_pynvml):
 
 def test_rapl_permission_denied(tmp_path, monkeypatch, no_pynvml):
     rapl_zone(tmp_path, "intel-rapl:0", "package-0", 5)
-    real_read = power._read_text
+    real_read = power.rapl.read_text
 
     def deny_energy(path):
         if path.endswith("energy_uj") and "max" not in os.path.basename(path):
             raise PermissionError(13, "Permission denied", path)
         return real_read(path)
 
-    monkeypatch.setattr(power, "_read_text", deny_energy)
+    monkeypatch.setattr(power.rapl, "read_text", deny_energy)
     meter = detect_power_source(str(tmp_path), sources=("rapl",))
     assert not meter.available
     assert "rapl: cannot read energy_uj (root-only since Linux 5.10)" in meter.reason

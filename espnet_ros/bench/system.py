@@ -94,7 +94,7 @@ def load_model(name):
 
 
 def detect_power(enabled=True):
-    """A power meter from espnet_ros.ros.power (ROS-free), or an object saying why none."""
+    """A power meter from espnet_ros.power (ROS-free), or an object saying why none."""
     class _Unavailable:
         available = False
         name = "unavailable"
@@ -108,7 +108,7 @@ def detect_power(enabled=True):
     if not enabled:
         return _Unavailable("disabled (--no-power)")
     try:
-        power = importlib.import_module("espnet_ros.ros.power")
+        power = importlib.import_module("espnet_ros.power")
     except ImportError as exc:
         return _Unavailable("power module not importable: %s" % exc)
     try:

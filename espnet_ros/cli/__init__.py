@@ -26,8 +26,8 @@ def build_parser():
 
 def register_user_models():
     """Checkpoints listed in $ESPNET_ROS_MODELS become zoo names for every subcommand."""
-    from ..training.checkpoint import MODELS_ENV
-    from ..training.checkpoint import register_user_models as register
+    from ..models.registry import MODELS_ENV
+    from ..models.registry import register_user_models as register
 
     try:
         register()

@@ -32,7 +32,7 @@ def add_parser(sub):
 def load_segmenter(args):
     from ..inference import Segmenter
     from ..models import WeightsError
-    from ..training.checkpoint import register_checkpoint
+    from ..models.registry import register_checkpoint
 
     name = args.model
     try:

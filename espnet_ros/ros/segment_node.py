@@ -19,7 +19,8 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..training.checkpoint import register_user_models
+from ..models.registry import register_user_models
+from ..power import PowerMonitor, UnavailablePowerMeter, detect_power_source
 from . import params as P
 from .camera_info import scale_camera_info
 from .diagnostics import (
@@ -40,7 +41,6 @@ from .image_codec import (
 )
 from .interfaces import load_segmentation_info
 from .pipeline import build_pipeline
-from .power import PowerMonitor, UnavailablePowerMeter, detect_power_source
 
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 

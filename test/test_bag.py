@@ -9,10 +9,10 @@ import yaml
 from espnet_ros.bag import BagError
 from espnet_ros.bag.evaluate import evaluate_bag, node_config
 from espnet_ros.bag.io import BagReader, BagWriter, iter_frames, label_message, typestore
-from espnet_ros.bag.ledger import cdr_restamp, cdr_stamp
 from espnet_ros.bag.make import dataset_source, make_bag, media_source
 from espnet_ros.bag.replay import ReplayOptions, run_replay
 from espnet_ros.cli import main as cli_main
+from espnet_ros.ros.codec import cdr_restamp, cdr_stamp
 
 MODEL = "espnet-p2q8-camvid"
 SIZE = (240, 180)
@@ -64,7 +64,7 @@ def test_make_writes_images_info_and_labels_with_one_stamp_per_frame(camvid, tmp
         assert all(v == expected for v in stamps.values())
         topics = bag.choose_topics(need_label=True)
         frames = list(iter_frames(bag, topics))
-    from espnet_ros.ros.image_codec import image_to_bgr
+    from espnet_ros.ros.codec import image_to_bgr
     for index, (_, msg, gt) in enumerate(frames):
         assert msg.encoding == encoding
         image, label = camvid[index]
@@ -106,20 +106,20 @@ def test_bags_cdr_is_ros2s_in_both_directions(camvid_bag, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def segmenter():
-    from espnet_ros.bag.evaluate import build_segmenter
-    return build_segmenter(node_config(MODEL, size=SIZE))
+def pipeline():
+    from espnet_ros.bag.evaluate import build_pipeline
+    return build_pipeline(node_config(MODEL, size=SIZE))
 
 
-def test_offline_eval_equals_the_model_on_the_dataset_files(camvid, camvid_bag, segmenter, tmp_path):
+def test_offline_eval_equals_the_model_on_the_dataset_files(camvid, camvid_bag, pipeline, tmp_path):
     from espnet_ros.bag.scoring import Scorer
-    scorer = Scorer(segmenter.entry)  # the same model on the dataset files directly, no bag
+    scorer = Scorer(pipeline.entry)  # the same model on the dataset files directly, no bag
     for index in range(4):
         image, label = camvid[index]
-        scorer.add(segmenter.segment(image, "bgr", "input"), label)
+        scorer.add(pipeline.segmenter.segment(image, "bgr", "input"), label)
     direct = scorer.summary()
     config = node_config(MODEL, size=SIZE)
-    report = evaluate_bag(camvid_bag, config, segmenter=segmenter)
+    report = evaluate_bag(camvid_bag, config, pipeline=pipeline)
     assert report["accuracy"]["frames"] == 4 and report["frames_unlabelled"] == 0
     assert report["accuracy"]["miou"] == direct["miou"]
     assert report["accuracy"]["per_class_iou"] == direct["per_class_iou"]
@@ -127,7 +127,7 @@ def test_offline_eval_equals_the_model_on_the_dataset_files(camvid, camvid_bag, 
     # lossless compression gives the same frames, so the same score
     png = tmp_path / "png"
     make_bag(png, dataset_source("camvid", camvid.root, "test", limit=4), encoding="png", start_time=START)
-    assert evaluate_bag(png, config, segmenter=segmenter)["accuracy"]["miou"] == direct["miou"]
+    assert evaluate_bag(png, config, pipeline=pipeline)["accuracy"]["miou"] == direct["miou"]
     jpeg = tmp_path / "jpeg"
     make_bag(jpeg, dataset_source("camvid", camvid.root, "test", limit=2), encoding="jpeg", storage="sqlite3")
     with BagReader(jpeg) as bag:

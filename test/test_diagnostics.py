@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -459,6 +460,63 @@ def test_modules_import_without_ros():
             "for name in ('rclpy', 'sensor_msgs', 'diagnostic_msgs', 'builtin_interfaces',"
             " 'cv_bridge', 'pynvml'):\n"
             "    sys.modules[name] = None\n"
-            "import espnet_ros.ros.image_codec, espnet_ros.power, espnet_ros.ros.diagnostics\n")
+            "import espnet_ros.ros.codec, espnet_ros.power, espnet_ros.ros.diagnostics\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.check_call([sys.executable, "-c", code], cwd=root)
+
+
+# ---------------------------------------------------------------- node stats and the reader
+def _array(*statuses):
+    kv = SimpleNamespace
+    return SimpleNamespace(status=[
+        SimpleNamespace(name=name, level=level, message=message, hardware_id="espnet_ros/cpu",
+                        values=[kv(key=k, value=v) for k, v in values.items()])
+        for name, level, message, values in statuses])
+
+
+def test_node_stats_feed_the_pipeline_status_with_stage_percentiles():
+    from espnet_ros.ros.node_stats import STAGES, NodeStats
+    stats = NodeStats(min_fps=1.0)
+    stats.counters.frame_received(3)
+    for ms in (10.0, 20.0, 30.0):
+        stats.frame_served({"decode": ms, "inference": 2 * ms, "arrival": None}, 5.0, 100.0, 100.1)
+    assert stats.counters.processed == 3 and len(stats.stages["arrival"]) == 0
+    p50 = stats.stage_p50()
+    assert list(p50) == list(STAGES) and p50["decode"] == 20.0 and p50["inference"] == 40.0
+    records = build_status_records("ns/espnet_segmentation", "espnet_ros/cpu", stats.counters,
+                                   inference_ms=stats.stages["inference"],
+                                   latency_ms=stats.latency_ms, stage_p50=p50)
+    values = dict(records[0].values)
+    assert values["Stage p50 (ms): decode"] == "20.0"
+    assert values["Stage p50 (ms): arrival"] == "no samples"
+    assert values["Inference p50 (ms)"] == "40.0"
+
+
+def test_diagnostics_reader_keeps_one_nodes_statuses():
+    from espnet_ros.ros.diagnostics import DiagnosticsReader
+    clock = iter(range(100)).__next__
+    reader = DiagnosticsReader("/front/espnet_segmentation", clock=clock)
+    other = ("rear/espnet_segmentation: frame pipeline", b"\x00", "x", {"Frames received": "9"})
+    assert not reader.feed(_array(other))
+    assert reader.latest(TASK_PIPELINE) is None and reader.value(TASK_PIPELINE, "k", "-") == "-"
+    ours = ("front/espnet_segmentation: frame pipeline", b"\x01", "1 frames rejected",
+            {"Frames received": "4", "Frames processed": "2", "Frames dropped": "1",
+             "Frames rejected": "1", "Stage p50 (ms): decode": "0.5",
+             "Stage p50 (ms): arrival": "no samples"})
+    model = ("front/espnet_segmentation: model and power", 0, "torch fp32", {"Backend": "torch"})
+    assert reader.feed(_array(other, ours, model))
+    later = ("front/espnet_segmentation: frame pipeline", b"\x00", "Processing frames.",
+             {"Frames received": "8", "Frames processed": "7", "Frames dropped": "1",
+              "Frames rejected": "0"})
+    assert reader.feed(_array(later))
+    status = reader.latest(TASK_PIPELINE)
+    assert status.level == 0 and status.hardware_id == "espnet_ros/cpu"
+    assert reader.counters(status) == {"received": 8, "processed": 7, "dropped": 1, "rejected": 0}
+    first = reader.find(TASK_PIPELINE, lambda s: s.level == WARN)
+    assert first.message == "1 frames rejected"
+    assert reader.value(TASK_MODEL, "Backend") == "torch"  # the newest report that has it
+    assert reader.stage_p50() == {}  # the newest pipeline status has no stage keys
+    assert [r.time for r in reader.reports] == [0, 1]
+    reader.feed(_array(ours))
+    assert reader.stage_p50() == {"decode": 0.5}
+    assert reader.counters(None) is None

@@ -10,7 +10,7 @@ rclpy = pytest.importorskip("rclpy")
 from rosutil import NodeProcess, Probe, non_loopback_tx_bytes, padded_image, stamp  # noqa: E402
 
 from espnet_ros.inference import Segmenter  # noqa: E402
-from espnet_ros.ros.image_codec import image_to_bgr, overlay_encoding_for  # noqa: E402
+from espnet_ros.ros.codec import image_to_bgr, overlay_encoding_for  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SIZE = (256, 128)
@@ -146,8 +146,9 @@ def test_every_encoding_with_padded_rows_and_the_input_header(probe, node_a, off
 
 
 def test_camera_info_is_scaled_for_model_resolution_output(probe, node_a, frame):
-    from espnet_ros.ros.camera_source import camera_info_for
-    info = camera_info_for(320, 160, "cam", stamp(2000))
+    from espnet_ros.ros import codec
+    kit = codec.rclpy_kit()
+    info = codec.camera_info_message(kit, kit.Header(stamp=stamp(2000), frame_id="cam"), 320, 160)
     node_a.info_pub.publish(info)
     probe.spin_until(lambda: False, 1.0)
     results = probe.set_parameters(node_a.base, output_resolution="model")
@@ -207,31 +208,32 @@ def test_bad_input_is_rejected_and_the_node_keeps_serving(probe, node_a, frame):
                              lambda v: int(v) >= 4) is not None
 
 
+def _reader(probe, node):
+    """The node's statuses among the /diagnostics the probe received so far."""
+    from espnet_ros.ros.diagnostics import DiagnosticsReader
+    reader = DiagnosticsReader(node.base)
+    for msg in probe.messages("/diagnostics"):
+        reader.feed(msg)
+    return reader
+
+
 def _diagnostic_value(probe, node, task, key, accept, timeout=10, status_ok=lambda s: True):
-    name = node.base.lstrip("/") + ": " + task
     found = []
 
     def check():
-        for msg in probe.messages("/diagnostics"):
-            for status in msg.status:
-                if status.name == name and status_ok(status):
-                    values = {kv.key: kv.value for kv in status.values}
-                    if key in values and accept(values[key]):
-                        found.append((status, values))
-                        return True
-        return False
+        status = _reader(probe, node).find(
+            task, lambda s: status_ok(s) and key in s.values and accept(s.values[key]))
+        if status is not None:
+            found.append((status, status.values))
+        return status is not None
 
     probe.spin_until(check, timeout)
     return found[0] if found else None
 
 
 def _last_values(probe, node, task):
-    name = node.base.lstrip("/") + ": " + task
-    for msg in reversed(probe.messages("/diagnostics")):
-        for status in msg.status:
-            if status.name == name:
-                return {kv.key: kv.value for kv in status.values}
-    return None
+    status = _reader(probe, node).latest(task)
+    return None if status is None else status.values
 
 
 def test_diagnostics_keys_and_levels(probe, node_a):
@@ -240,6 +242,15 @@ def test_diagnostics_keys_and_levels(probe, node_a):
     for key in ("Frames received", "Frames dropped", "Frames rejected", "Inference p50 (ms)",
                 "Inference p95 (ms)", "End-to-end latency p50 (ms)", "End-to-end latency p95 (ms)"):
         assert key in values
+    # Where a frame's time goes, stage by stage (p50 ms), as the node measured it.
+    from espnet_ros.ros.diagnostics import STAGE_KEY
+    from espnet_ros.ros.node_stats import STAGES
+    for stage in STAGES:
+        assert STAGE_KEY % stage in values, stage
+    for stage in ("wait", "deserialize", "decode", "preprocess", "inference", "publish"):
+        assert float(values[STAGE_KEY % stage]) >= 0, stage
+    assert float(values[STAGE_KEY % "inference"]) > 0
+    assert status.hardware_id == "espnet_ros/cpu"  # the device that really runs
     _, model = _diagnostic_value(probe, node_a, "model and power", "Backend", lambda v: True)
     assert model["Model"] == MODEL and model["Input size"] == "256x128"
     assert model["Average power (W)"].startswith("unavailable")  # no power meter on CI machines
@@ -249,7 +260,7 @@ def test_diagnostics_keys_and_levels(probe, node_a):
     # Idle node: no frames in the period is a WARN with diagnostic_updater's wording.
     idle = _diagnostic_value(probe, node_a, "frame pipeline", "Frames received", lambda v: True,
                              timeout=5, status_ok=lambda s: "No frames received" in s.message)
-    assert idle is not None and idle[0].level == b"\x01"
+    assert idle is not None and idle[0].level == 1
 
 
 def test_parameter_changes_at_runtime(probe, node_a, frame):
@@ -366,23 +377,39 @@ def test_missing_weights_exit_non_zero_with_a_clear_message(tmp_path):
     assert "without published weights" in node.log()
 
 
-def test_bench_node_end_to_end_structure(tmp_path, data_dir):
+def test_bench_node_end_to_end_structure(tmp_path, data_dir, interfaces_env):
     """`espnet-ros bench node` on a tiny configuration: structure, not speed."""
     import json
     import subprocess
     import sys
 
     from espnet_ros.ros.env import localhost_env
+    from espnet_ros.ros.node_stats import STAGES
+    env = localhost_env()
+    env.update(interfaces_env)
     result = subprocess.run(
         [sys.executable, "-m", "espnet_ros.cli", "bench", "node", "--model", MODEL,
-         "--size", "128x64", "--seconds", "1", "--out", str(tmp_path)],
-        env=localhost_env(), capture_output=True, text=True, timeout=300)
+         "--frame-size", "256x128", "--model-size", "128x64", "--seconds", "1",
+         "--rounds", "2", "--outputs", "label,color_mask,overlay,info", "--out", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "throughput ratio node/bare" in result.stdout
+    assert "throughput ratio node / in process" in result.stdout
     report = json.loads((tmp_path / "bench_node.json").read_text())
-    assert report["size"] == "128x64" and report["bare"]["fps"] > 0
-    assert report["node"]["frames"] > 0 and report["node"]["latency_frames"] > 0
-    assert report["throughput_ratio"] > 0 and "added_latency_p50_ms" in report
+    assert report["frame_size"] == "256x128" and report["model_size"] == "128x64"
+    assert report["outputs"] == ["label", "color_mask", "overlay", "info"]
+    assert report["skipped_outputs"] == {} and report["node_exit_code"] == 0
+    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    for r in report["rounds"]:
+        assert r["in_process"]["fps"] > 0 and r["node"]["frames"] > 0
+        assert r["node"]["latency_frames"] > 0 and r["throughput_ratio"] > 0
+        assert set(r["added_latency_ms"]) == {"p50", "p95"}
+    # The node's own stage times come from its /diagnostics: every stage that ran is there.
+    stages = report["node_stage_p50_ms"]
+    assert set(stages) <= set(STAGES)
+    for stage in ("wait", "deserialize", "decode", "preprocess", "inference", "color", "overlay",
+                  "publish"):
+        assert stages[stage] >= 0, stage
+    assert stages["inference"] > 0
 
 
 def test_demo_end_to_end(tmp_path, data_dir):

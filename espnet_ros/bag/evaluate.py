@@ -1,14 +1,14 @@
 """``espnet-ros bag eval``: the model over a bag's frames, no ROS graph, accuracy only.
 
-The segmenter is built exactly as the node builds it (``ros.pipeline.build_pipeline`` from the
-node's parameter values) and each frame takes the node's path: decode the message to BGR, then
-``segment(bgr, "bgr", "input")``. So a replay that drops nothing gives the same mIoU.
+The pipeline is built exactly as the node builds it (``Pipeline.build`` from the node's
+parameter values) and each frame takes the node's path: ``codec.decode``, then
+``Pipeline.run``. So a replay that drops nothing gives the same mIoU.
 """
 import time
 
+from ..ros import codec
 from ..ros import params as P
-from ..ros.image_codec import ImageDecodeError
-from .io import BagError, BagReader, decode_image, iter_frames
+from .io import BagError, BagReader, iter_frames
 from .scoring import Scorer
 
 
@@ -22,19 +22,19 @@ def node_config(model, weights=None, size=None, device="cpu", backend="torch", p
     return config
 
 
-def build_segmenter(config):
-    from ..ros.pipeline import build_pipeline
+def build_pipeline(config):
+    from ..inference import Pipeline
     try:
-        return build_pipeline(config).segmenter
+        return Pipeline.build(**P.pipeline_kwargs(config))
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
         raise BagError("cannot load model %s: %s" % (config["model"], exc)) from exc
 
 
 def evaluate_bag(bag_path, config, image_topic=None, label_topic=None, limit=None, progress=None,
-                 segmenter=None):
+                 pipeline=None):
     """Scores ``config``'s model on the labelled frames of the bag; returns the report dict.
 
-    ``segmenter``: one from build_segmenter(config), to reuse a loaded model across bags.
+    ``pipeline``: one from build_pipeline(config), to reuse a loaded model across bags.
     """
     rejected = []
     unlabelled = 0
@@ -49,14 +49,14 @@ def evaluate_bag(bag_path, config, image_topic=None, label_topic=None, limit=Non
             if limit is not None and scorer is not None and scorer.frames >= limit:
                 break
             if scorer is None:  # only now: topic errors come before the slow model load
-                segmenter = segmenter or build_segmenter(config)
-                scorer = Scorer(segmenter.entry)
+                pipeline = pipeline or build_pipeline(config)
+                scorer = Scorer(pipeline.entry)
             try:
-                bgr = decode_image(msg, topics.image_type)
-            except ImageDecodeError as exc:  # the node rejects such a frame too
+                image = codec.decode(msg)
+            except codec.ImageDecodeError as exc:  # the node rejects such a frame too
                 rejected.append({"stamp_ns": stamp, "reason": str(exc)})
                 continue
-            labels = segmenter.segment(bgr, "bgr", config["output_resolution"])
+            labels = pipeline.run(image.pixels, image.order, config["output_resolution"]).labels
             scorer.add(labels, gt, "stamp %d.%09d" % divmod(stamp, 10 ** 9))
             if progress:
                 progress(scorer.frames)
@@ -64,7 +64,7 @@ def evaluate_bag(bag_path, config, image_topic=None, label_topic=None, limit=Non
         raise BagError("bag %s has no image with a ground-truth label on %s (paired by header stamp)"
                        % (bag_path, topics.label))
     report = {"bag": str(bag_path), "mode": "offline", "model": config["model"],
-              "input_size": list(segmenter.input_size or segmenter.entry.input_size),
+              "input_size": list(pipeline.model_size),
               "image_topic": topics.image, "label_topic": topics.label,
               "frames_unlabelled": unlabelled, "frames_rejected": len(rejected),
               "rejected": rejected[:20], "seconds": time.perf_counter() - start}

@@ -46,50 +46,44 @@ def stamp_ns(header):
     return int(header.stamp.sec) * 10 ** 9 + int(header.stamp.nanosec)
 
 
-def _header(stamp, frame_id):
+def bag_kit():
+    """The codec's message classes from the typestore (messages rosbags can serialize)."""
+    from ..ros.codec import MessageKit
+
     types = typestore().types
-    sec, nanosec = split_ns(stamp)
-    return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](
-        sec=sec, nanosec=nanosec), frame_id=frame_id)
+    return MessageKit(types[IMAGE_TYPE], types[COMPRESSED_TYPE], types[CAMERA_INFO_TYPE],
+                      types["std_msgs/msg/Header"], types["builtin_interfaces/msg/Time"],
+                      types["sensor_msgs/msg/RegionOfInterest"],
+                      lambda pixels: np.ascontiguousarray(pixels, np.uint8).reshape(-1))
 
 
 # ------------------------------------------------------------------------------- message builders
 def image_message(bgr, encoding, stamp, frame_id):
     """A typestore Image (bgr8, rgb8, mono8, ...) or CompressedImage (jpeg, png) of ``bgr``."""
-    import cv2
+    from ..ros import codec
 
-    from ..ros.image_codec import bgr_to_image_fields
-
-    types = typestore().types
-    if encoding in ("jpeg", "png"):
-        ok, data = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", bgr)
-        if not ok:
-            raise BagError("cannot encode a %dx%d frame as %s" % (bgr.shape[1], bgr.shape[0], encoding))
-        return types[COMPRESSED_TYPE](header=_header(stamp, frame_id), format=encoding,
-                                      data=np.asarray(data, np.uint8).ravel())
-    data, step = bgr_to_image_fields(bgr, encoding)
-    return types[IMAGE_TYPE](header=_header(stamp, frame_id), height=bgr.shape[0], width=bgr.shape[1],
-                             encoding=encoding, is_bigendian=0, step=step,
-                             data=np.frombuffer(data, np.uint8))
+    kit = bag_kit()
+    head = codec.header(kit, stamp, frame_id)
+    try:
+        if encoding in ("jpeg", "png"):
+            return codec.compressed_message(kit, head, bgr, encoding)
+        return codec.image_message(kit, head, bgr, encoding, "bgr")
+    except ValueError as exc:
+        raise BagError(str(exc)) from exc
 
 
 def label_message(label, stamp, frame_id):
-    label = np.ascontiguousarray(label, np.uint8)
-    return typestore().types[IMAGE_TYPE](
-        header=_header(stamp, frame_id), height=label.shape[0], width=label.shape[1],
-        encoding="mono8", is_bigendian=0, step=label.shape[1], data=label.ravel())
+    from ..ros import codec
+
+    kit = bag_kit()
+    return codec.image_message(kit, codec.header(kit, stamp, frame_id), label, "mono8")
 
 
 def camera_info_message(width, height, stamp, frame_id):
-    """A plain pinhole camera_info (focal length = width) for sources that carry none."""
-    f, cx, cy = float(width), width / 2.0, height / 2.0
-    return typestore().types[CAMERA_INFO_TYPE](
-        header=_header(stamp, frame_id), height=height, width=width, distortion_model="plumb_bob",
-        d=np.zeros(5), k=np.array([f, 0, cx, 0, f, cy, 0, 0, 1], float),
-        r=np.eye(3).ravel(), p=np.array([f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1, 0], float),
-        binning_x=0, binning_y=0,
-        roi=typestore().types["sensor_msgs/msg/RegionOfInterest"](
-            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+    from ..ros import codec
+
+    kit = bag_kit()
+    return codec.camera_info_message(kit, codec.header(kit, stamp, frame_id), width, height)
 
 
 def label_array(msg, topic=LABEL_TOPIC):
@@ -107,7 +101,7 @@ def label_array(msg, topic=LABEL_TOPIC):
 
 def decode_image(msg, msgtype):
     """BGR pixels of an Image / CompressedImage, as the node decodes them."""
-    from ..ros.image_codec import compressed_to_bgr, image_to_bgr
+    from ..ros.codec import compressed_to_bgr, image_to_bgr
     return compressed_to_bgr(msg) if msgtype == COMPRESSED_TYPE else image_to_bgr(msg)
 
 

@@ -1,32 +1,14 @@
 """Replay bookkeeping: header stamps read from CDR, the ground truth, frames sent and answered."""
-import struct
 from dataclasses import dataclass
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from ..ros.codec import cdr_stamp
 from .io import label_array
 
 PRIMING_STAMP = 0  # the node treats a zero stamp as unstamped; bag frames never use it
-
-
-def cdr_stamp(raw):
-    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header (Image, CameraInfo...).
-
-    The 4-byte encapsulation header gives the byte order; stamp.sec (int32) and stamp.nanosec
-    (uint32) follow it. Reading them here avoids deserializing megabytes of pixels.
-    """
-    order = "<" if raw[1] & 1 else ">"
-    sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
-    return sec * 10 ** 9 + nanosec
-
-
-def cdr_restamp(raw, stamp):
-    order = "<" if raw[1] & 1 else ">"
-    out = bytearray(raw)
-    struct.pack_into(order + "iI", out, 4, stamp // 10 ** 9, stamp % 10 ** 9)
-    return bytes(out)
 
 
 class GroundTruth:

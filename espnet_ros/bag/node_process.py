@@ -4,14 +4,6 @@ from pathlib import Path
 from .io import COMPRESSED_TYPE, BagError, typestore
 
 
-def diagnostic_counters(status):
-    values = {kv.key: kv.value for kv in status.values}
-    try:
-        return {key: int(values["Frames " + key]) for key in ("received", "processed", "dropped", "rejected")}
-    except (KeyError, ValueError):
-        return None
-
-
 class NodeUnderTest:
     """segment_node in a subprocess (or a running node, when attaching)."""
 

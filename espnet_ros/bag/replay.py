@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+from ..ros.codec import cdr_restamp, cdr_stamp
+from ..ros.diagnostics import TASK_PIPELINE, DiagnosticsReader
 from .io import (
     COMPRESSED_TYPE,
     IMAGE_TYPE,
@@ -30,8 +32,8 @@ from .io import (
     label_array,
     typestore,
 )
-from .ledger import PRIMING_STAMP, GroundTruth, Ledger, cdr_restamp, cdr_stamp
-from .node_process import NodeUnderTest, diagnostic_counters, segmentation_info_msgdef
+from .ledger import PRIMING_STAMP, GroundTruth, Ledger
+from .node_process import NodeUnderTest, segmentation_info_msgdef
 from .report import latency_summary, replay_markdown, write_report
 from .scoring import Scorer
 
@@ -137,6 +139,7 @@ class Replay:
                                              lambda raw, n=name, t=topic: self._on_output(n, t, raw),
                                              record_qos, raw=True)
         self.diagnostics = []  # (monotonic ns, counters)
+        self.reader = DiagnosticsReader(self.node.fqn, keep=2)
         self.ros.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.bag_time = None  # the bag time last published on /clock
         self.clock_cap = None
@@ -165,12 +168,10 @@ class Replay:
         self.scorer.add(label_array(msg, topic), gt, "stamp %d.%09d" % divmod(entry.bag_stamp, 10 ** 9))
 
     def _on_diagnostics(self, msg):
-        prefix = self.node.fqn.lstrip("/") + ": frame pipeline"
-        for status in msg.status:
-            if status.name == prefix:
-                counters = diagnostic_counters(status)
-                if counters is not None:
-                    self.diagnostics.append((time.monotonic_ns(), counters))
+        if self.reader.feed(msg):
+            counters = self.reader.counters(self.reader.reports[-1].statuses.get(TASK_PIPELINE))
+            if counters is not None:
+                self.diagnostics.append((time.monotonic_ns(), counters))
 
     # -------------------------------------------------------------- helpers
     def spin(self, seconds):

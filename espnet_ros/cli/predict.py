@@ -5,7 +5,7 @@ from pathlib import Path
 
 import cv2
 
-from ..inference import Renderer, Segmenter, map_ids
+from ..inference import Pipeline, map_ids
 from ..models import WeightsError, zoo
 from . import CommandError
 
@@ -52,13 +52,12 @@ def expand(paths):
 def run(args):
     try:
         entry = zoo.get(args.model)
-        segmenter = Segmenter.from_zoo(args.model, weights=args.weights, device=args.device,
-                                       input_size=args.size or "native")
+        pipeline = Pipeline.build(args.model, weights=args.weights, device=args.device,
+                                  input_size=args.size or "native", alpha=args.alpha)
     except (KeyError, WeightsError) as exc:
         raise CommandError(str(exc).strip('"')) from exc
     if entry.label_ids is None and args.label_ids:
         raise CommandError("model %s has no label-id mapping" % entry.name)
-    renderer = Renderer(entry.palette, alpha=args.alpha)
     args.out.mkdir(parents=True, exist_ok=True)
     files = expand(args.images)
     if not files:
@@ -77,26 +76,21 @@ def run(args):
             images.append(image)
         if not images:
             continue
-        labels = segmenter.segment_batch(images, "bgr", output)
-        total_ms += sum(segmenter.last_timing)
-        for path, image, label in zip(chunk, images, labels):
-            write_outputs(args, entry, renderer, path, image, label)
+        results = pipeline.run_batch(images, "bgr", output, color=True, overlay=True)
+        total_ms += sum(r.timing.total_ms for r in results)
+        for path, result in zip(chunk, results):
+            write_outputs(args, entry, path, result)
         print("%s: %d image(s), %.1f ms inference" % (
-            ", ".join(p.name for p in chunk), len(chunk), segmenter.last_timing.inference_ms))
+            ", ".join(p.name for p in chunk), len(chunk), results[0].timing.inference_ms))
     done = len(files) - len(failed)
     print("wrote %d result(s) to %s (%.1f ms per image)" % (done, args.out, total_ms / max(done, 1)))
     return 1 if failed else 0
 
 
-def write_outputs(args, entry, renderer, path, image, label):
+def write_outputs(args, entry, path, result):
     stem = args.out / path.stem
-    cv2.imwrite(str(stem) + "_label.png", label)
-    cv2.imwrite(str(stem) + "_color.png", renderer.color_mask(label, "bgr"))
-    if label.shape == image.shape[:2]:
-        overlay = renderer.overlay(image, label, "bgr")
-    else:
-        resized = cv2.resize(image, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_AREA)
-        overlay = renderer.overlay(resized, label, "bgr")
-    cv2.imwrite(str(stem) + "_overlay.png", overlay)
+    cv2.imwrite(str(stem) + "_label.png", result.labels)
+    cv2.imwrite(str(stem) + "_color.png", cv2.cvtColor(result.color, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(stem) + "_overlay.png", result.overlay)
     if args.label_ids:
-        cv2.imwrite(str(stem) + "_labelIds.png", map_ids(label, entry.label_ids))
+        cv2.imwrite(str(stem) + "_labelIds.png", map_ids(result.labels, entry.label_ids))

@@ -1,6 +1,8 @@
-"""Labels -> colour mask and overlay, vectorized, with reusable output buffers."""
+"""Labels -> colour mask and overlay, vectorized, writing into buffers the caller may own."""
 import cv2
 import numpy as np
+
+from .resize import NEAREST
 
 
 def palette_lut(palette, order="rgb"):
@@ -22,6 +24,8 @@ class Renderer:
     """Colour masks and alpha overlays for one palette.
 
     ``visible``: class ids to draw; others stay black in the mask and untouched in the overlay.
+    Every method takes an optional ``out`` array to write into (e.g. an outgoing message's
+    pixel buffer); without one, a buffer kept by the renderer is reused between calls.
     """
 
     def __init__(self, palette, alpha=0.5, visible=None):
@@ -53,21 +57,42 @@ class Renderer:
             buf = self._buffers[key] = np.empty(shape, np.uint8)
         return buf
 
-    def color_mask(self, labels, order="rgb", out=None):
-        """HxW ids -> HxWx3 colours in ``order``; the result buffer is reused between calls."""
+    def release(self):
+        """Drops the reusable buffers (they are sized to the last frame)."""
+        self._buffers.clear()
+
+    def color_mask(self, labels, order="rgb", out=None, size=None):
+        """HxW ids -> colours in ``order``, at ``size`` (width, height; default: the labels').
+
+        Painting at the labels' resolution and enlarging with nearest neighbour gives exactly
+        the mask of the enlarged labels, for a fraction of the work.
+        """
+        size = tuple(size) if size else (labels.shape[1], labels.shape[0])
+        shape = (size[1], size[0], 3)
         if out is None:
-            out = self._buffer(("mask", order), labels.shape + (3,))
-        np.take(self._lut(order), labels, axis=0, out=out)
+            out = self._buffer(("mask", order), shape)
+        if labels.shape == shape[:2]:
+            np.take(self._lut(order), labels, axis=0, out=out)
+        else:
+            small = self._buffer(("small", order), labels.shape + (3,))
+            np.take(self._lut(order), labels, axis=0, out=small)
+            cv2.resize(small, size, dst=out, interpolation=NEAREST)
         return out
 
-    def overlay(self, image, labels, order="bgr", alpha=None):
-        """Blends the colour mask into ``image`` (HxWx3 uint8, channels in ``order``)."""
+    def overlay(self, image, labels, order="bgr", alpha=None, out=None, mask=None):
+        """Blends the colour mask into ``image`` (HxWx3 uint8, channels in ``order``).
+
+        ``labels`` are at the image's size; ``mask``, when given, is their colour mask in
+        ``order`` (saves painting it twice).
+        """
         if image.shape[:2] != labels.shape:
             raise ValueError("image %s and labels %s differ in size"
                              % (image.shape[:2], labels.shape))
         alpha = self.alpha if alpha is None else float(alpha)
-        mask = self.color_mask(labels, order, out=self._buffer(("ovmask", order), image.shape))
-        out = self._buffer(("overlay", order), image.shape)
+        if mask is None:
+            mask = self.color_mask(labels, order, out=self._buffer(("ovmask", order), image.shape))
+        if out is None:
+            out = self._buffer(("overlay", order), image.shape)
         cv2.addWeighted(image, 1.0 - alpha, mask, alpha, 0.0, dst=out)
         if self.visible is not None:
             np.copyto(out, image, where=self._hidden[labels][:, :, None])

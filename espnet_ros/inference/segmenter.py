@@ -2,16 +2,13 @@
 import time
 from typing import List, NamedTuple
 
-import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from ..models import create_model
 from .preprocess import Preprocessor
-
-# Centre-aligned nearest neighbour where OpenCV has it (4.5+); Jetson images may carry older.
-NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
+from .resize import resize_to
 
 
 class Timing(NamedTuple):
@@ -82,23 +79,32 @@ class Segmenter:
                                 align_corners=True)
         return out
 
-    def segment_batch(self, images, order="bgr", output_size="input") -> List[np.ndarray]:
-        """Labels (uint8 HxW) per image, at the input's size or, with "model", the model's."""
+    def predict(self, images, order="bgr", confidence=False):
+        """Labels (uint8 HxW) per image at the model's resolution, and with ``confidence`` the
+        per-pixel maximum class probability (float32 HxW), else None.
+
+        The arrays are buffers reused by the next call: copy them to keep them.
+        """
         t0 = time.perf_counter()
         batch = self.preprocess(images, order)
         t1 = time.perf_counter()
         logits = self.logits(batch)
         labels = self._argmax(logits)
+        probability = self._max_probability(logits) if confidence else None
         t2 = time.perf_counter()
-        results = []
-        for image, label in zip(images, labels):
-            height, width = image.shape[:2]
-            if output_size == "input" and label.shape != (height, width):
-                label = cv2.resize(label, (width, height), interpolation=NEAREST)
-            results.append(label)
-        t3 = time.perf_counter()
-        self.last_timing = Timing((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return results
+        self.last_timing = Timing((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
+        return list(labels), (list(probability) if confidence else None)
+
+    def segment_batch(self, images, order="bgr", output_size="input") -> List[np.ndarray]:
+        """Labels (uint8 HxW) per image, at the input's size or, with "model", the model's."""
+        labels, _ = self.predict(images, order)
+        t2 = time.perf_counter()
+        if output_size == "input":
+            labels = [resize_to(label, (image.shape[1], image.shape[0]))
+                      for image, label in zip(images, labels)]
+        self.last_timing = self.last_timing._replace(
+            postprocess_ms=(time.perf_counter() - t2) * 1e3)
+        return labels
 
     def segment(self, image, order="bgr", output_size="input") -> np.ndarray:
         return self.segment_batch([image], order, output_size)[0]
@@ -109,3 +115,10 @@ class Segmenter:
             self._labels = torch.empty(shape, dtype=torch.uint8)
         self._labels.copy_(logits.argmax(1))
         return self._labels.numpy()
+
+    @staticmethod
+    def _max_probability(logits):
+        """max softmax = 1 / sum(exp(logit - max logit)), without a full softmax tensor."""
+        logits = logits.float()
+        top = logits.max(1, keepdim=True)[0]
+        return torch.reciprocal(torch.exp(logits - top).sum(1)).cpu().numpy()

@@ -43,24 +43,19 @@ def video_frames(path):
 
 
 def bag_frames(path, topic=None):
-    """BGR frames of the first image topic (or ``topic``) of a rosbag2 folder or file."""
-    from rclpy.serialization import deserialize_message
-    from rosbags.highlevel import AnyReader
-    from sensor_msgs.msg import CompressedImage, Image
+    """BGR frames of the first image topic (or ``topic``) of a rosbag2 folder or file.
 
-    from .image_codec import compressed_to_bgr, image_to_bgr
+    Read through the bag tools' reader, so a damaged bag fails here as it does there.
+    """
+    from ..bag.io import BagError, BagReader, decode_image, iter_frames
 
-    kinds = {"sensor_msgs/msg/Image": (Image, image_to_bgr),
-             "sensor_msgs/msg/CompressedImage": (CompressedImage, compressed_to_bgr)}
-    with AnyReader([Path(path)]) as reader:
-        conns = [c for c in reader.connections if c.msgtype in kinds
-                 and (topic is None or c.topic == topic)]
-        if not conns:
-            raise SourceError("no image topic%s in bag %s" % (" %s" % topic if topic else "", path))
-        conns = [c for c in conns if c.topic == conns[0].topic]
-        for conn, _, raw in reader.messages(connections=conns):
-            cls, decode = kinds[conn.msgtype]
-            yield decode(deserialize_message(bytes(raw), cls))
+    try:
+        with BagReader(path) as bag:
+            topics = bag.choose_topics(image_topic=topic)
+            for _stamp, msg, _ in iter_frames(bag, topics, with_labels=False):
+                yield decode_image(msg, topics.image_type)
+    except BagError as exc:
+        raise SourceError(str(exc)) from exc
 
 
 def open_source(source, topic=None):
@@ -99,39 +94,17 @@ def frames(source, loop=True, size=None, topic=None):
             raise SourceError("source %s has no frames" % source)
 
 
-def camera_info_for(width, height, frame_id, stamp):
-    """A plain pinhole camera_info (focal length ~ width) for sources that carry none."""
-    from sensor_msgs.msg import CameraInfo
+def image_message(kit, image, encoding, stamp, frame_id):
+    """The frame as the camera publishes it: raw in ``encoding`` or compressed (jpeg, png)."""
+    from . import codec
 
-    info = CameraInfo()
-    info.header.frame_id = frame_id
-    info.header.stamp = stamp
-    info.width, info.height = int(width), int(height)
-    f = float(width)
-    info.distortion_model = "plumb_bob"
-    info.d = [0.0] * 5
-    info.k = [f, 0.0, width / 2.0, 0.0, f, height / 2.0, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, width / 2.0, 0.0, 0.0, f, height / 2.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return info
-
-
-def image_message(image, encoding, stamp, frame_id):
-    from sensor_msgs.msg import CompressedImage, Image
-
-    from .image_codec import fill_image_msg
-
-    if encoding in ("jpeg", "png"):
-        ok, data = cv2.imencode("." + ("jpg" if encoding == "jpeg" else "png"), image)
-        if not ok:
-            raise SourceError("cannot encode frame as %s" % encoding)
-        msg = CompressedImage(format=encoding)
-        msg.data = data.tobytes()
-    else:
-        msg = fill_image_msg(Image(), image, encoding)
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    return msg
+    head = kit.Header(stamp=stamp, frame_id=frame_id)
+    try:
+        if encoding in ("jpeg", "png"):
+            return codec.compressed_message(kit, head, image, encoding)
+        return codec.image_message(kit, head, image, encoding, "bgr")
+    except ValueError as exc:
+        raise SourceError(str(exc)) from exc
 
 
 def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="camera",
@@ -140,8 +113,8 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
     """Publishes frames until ``count`` (0: forever, or the source's end when not looping)."""
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from . import codec
     from .env import apply_localhost_env
 
     apply_localhost_env()
@@ -152,17 +125,20 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
                      reliability=ReliabilityPolicy.RELIABLE if reliable
                      else ReliabilityPolicy.BEST_EFFORT)
     image_topic = topic + "/compressed" if compressed and not topic.endswith("compressed") else topic
-    pub = node.create_publisher(CompressedImage if compressed else Image, image_topic, qos)
-    info_pub = node.create_publisher(CameraInfo, "camera_info", qos) if camera_info else None
+    kit = codec.rclpy_kit()
+    pub = node.create_publisher(kit.CompressedImage if compressed else kit.Image, image_topic, qos)
+    info_pub = node.create_publisher(kit.CameraInfo, "camera_info", qos) if camera_info else None
     period = 1.0 / rate if rate > 0 else 0.0
     sent = 0
     next_time = time.monotonic()
     try:
         for image in frames(source, loop, size, bag_topic):
             stamp = node.get_clock().now().to_msg()
-            pub.publish(image_message(image, encoding, stamp, frame_id))
+            pub.publish(image_message(kit, image, encoding, stamp, frame_id))
             if info_pub is not None:
-                info_pub.publish(camera_info_for(image.shape[1], image.shape[0], frame_id, stamp))
+                info_pub.publish(codec.camera_info_message(
+                    kit, kit.Header(stamp=stamp, frame_id=frame_id), image.shape[1],
+                    image.shape[0]))
             sent += 1
             if count and sent >= count:
                 break

@@ -35,16 +35,18 @@ class Watcher:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
+        from .diagnostics import DiagnosticsReader
+
         self.node = node
         self.out_dir = out_dir
         self.keep = keep_overlays
         self.saved = []
         self.stamps = []        # (receive monotonic, latency ms from the input stamp)
-        self.diagnostics = {}
         qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        base = namespace.rstrip("/") + "/espnet_segmentation/"
-        node.create_subscription(Image, base + "overlay", self._on_overlay, qos)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        base = namespace.rstrip("/") + "/espnet_segmentation"
+        self.diagnostics = DiagnosticsReader(base, keep=10)
+        node.create_subscription(Image, base + "/overlay", self._on_overlay, qos)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.feed, 10)
 
     def _on_overlay(self, msg):
         now_ns = self.node.get_clock().now().nanoseconds
@@ -56,19 +58,11 @@ class Watcher:
     def _save(self, msg):
         import cv2
 
-        from .image_codec import image_to_bgr
+        from .codec import image_to_bgr
 
         path = self.out_dir / ("overlay_%03d.png" % len(self.saved))
         cv2.imwrite(str(path), image_to_bgr(msg))
         self.saved.append(str(path))
-
-    def _on_diagnostics(self, msg):
-        for status in msg.status:
-            if "espnet_segmentation" in status.name:
-                self.diagnostics[status.name.split(": ")[-1]] = {
-                    "level": status.level[0] if isinstance(status.level, bytes) else status.level,
-                    "message": status.message,
-                    "values": {kv.key: kv.value for kv in status.values}}
 
     def window(self, seconds):
         now = time.monotonic()
@@ -76,7 +70,13 @@ class Watcher:
         return len(recent) / seconds, recent
 
     def value(self, task, key, default="-"):
-        return self.diagnostics.get(task, {}).get("values", {}).get(key, default)
+        return self.diagnostics.value(task, key, default)
+
+    def latest_statuses(self):
+        """{task: {level, message, values}} of the newest diagnostics, for the summary."""
+        report = self.diagnostics.reports[-1] if self.diagnostics.reports else None
+        return {task: status._asdict() for task, status in (report.statuses.items() if report
+                                                            else ())}
 
 
 def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duration=20.0,
@@ -163,7 +163,7 @@ def summarize(watcher, model, source, rate, duration):
         "fps": (len(times) - 1) / span if span > 0 else 0.0,
         "latency_ms_p50": float(np.percentile(latencies, 50)),
         "latency_ms_p95": float(np.percentile(latencies, 95)),
-        "diagnostics": watcher.diagnostics,
+        "diagnostics": watcher.latest_statuses(),
         "overlays": watcher.saved,
     }
 

@@ -2,9 +2,11 @@
 
 ``FrequencyStatus`` and ``TimestampStatus`` reproduce diagnostic_updater's tasks of the same
 names (levels, messages, keys and the once-per-period ``run`` that resets them) without rclpy.
-``build_status_records`` turns them, the frame counters, latency percentiles, model information
-and power readings into plain ``StatusRecord``s named ``"<node name>: <task>"`` as the updater
-names them; ``to_diagnostic_array`` converts records to ``diagnostic_msgs`` lazily.
+``build_status_records`` turns them, the frame counters, latency percentiles, per-stage times,
+model information and power readings into plain ``StatusRecord``s named ``"<node name>: <task>"``
+as the updater names them; ``to_diagnostic_array`` converts records to ``diagnostic_msgs``
+lazily. ``DiagnosticsReader`` is the other end: what the demo, the benchmarks, bag replay and
+the tests read back from a running node.
 """
 import collections
 import math
@@ -22,6 +24,8 @@ __all__ = [
     "FrameCounters",
     "build_status_records",
     "to_diagnostic_array",
+    "STAGE_KEY",
+    "DiagnosticsReader",
 ]
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
@@ -29,6 +33,9 @@ OK, WARN, ERROR, STALE = 0, 1, 2, 3
 TASK_OUTPUT = "segmentation output"
 TASK_PIPELINE = "frame pipeline"
 TASK_MODEL = "model and power"
+
+# Key of a stage's p50 in the pipeline task, e.g. "Stage p50 (ms): decode".
+STAGE_KEY = "Stage p50 (ms): %s"
 
 TaskStatus = collections.namedtuple("TaskStatus", "level message values")
 StatusRecord = collections.namedtuple("StatusRecord", "name level message hardware_id values")
@@ -266,7 +273,7 @@ def _format_input_size(input_size):
     return str(input_size) if input_size else "unknown"
 
 
-def _pipeline_status(counters, inference_ms, latency_ms, max_latency_ms):
+def _pipeline_status(counters, inference_ms, latency_ms, max_latency_ms, stage_p50=None):
     period = counters.take_period()
     level, message = OK, ""
     if period.received == 0:
@@ -305,6 +312,8 @@ def _pipeline_status(counters, inference_ms, latency_ms, max_latency_ms):
         ("End-to-end latency p50 (ms)", _format_ms(latency[0])),
         ("End-to-end latency p95 (ms)", _format_ms(latency[1])),
     ])
+    for stage, value in (stage_p50 or {}).items():
+        values.append((STAGE_KEY % stage, _format_ms(value)))
     return TaskStatus(level, message, values)
 
 
@@ -339,11 +348,13 @@ def _model_status(backend, precision, model, input_size, power):
 
 def build_status_records(node_name, hardware_id, counters, frequency=None, timestamp=None,
                          inference_ms=None, latency_ms=None, backend="", precision="",
-                         model="", input_size="", power=None, max_latency_ms=None):
+                         model="", input_size="", power=None, max_latency_ms=None,
+                         stage_p50=None):
     """Run every check once (call once per diagnostic period) and return ``StatusRecord``s.
 
     ``frequency``/``timestamp`` watch the published output; ``inference_ms``/``latency_ms``
-    are ``RollingPercentiles``; ``power`` is a ``power.PowerSummary`` (or None).
+    are ``RollingPercentiles``; ``power`` is a ``power.PowerSummary`` (or None);
+    ``stage_p50`` maps stage names to their p50 ms (``node_stats.STAGES``).
     """
     tasks = []
     if frequency is not None or timestamp is not None:
@@ -355,8 +366,8 @@ def build_status_records(node_name, hardware_id, counters, frequency=None, times
                 level, message = merge_summary(level, message, status.level, status.message)
                 values.extend(status.values)
         tasks.append((TASK_OUTPUT, TaskStatus(level, message, values)))
-    tasks.append((TASK_PIPELINE,
-                  _pipeline_status(counters, inference_ms, latency_ms, max_latency_ms)))
+    tasks.append((TASK_PIPELINE, _pipeline_status(counters, inference_ms, latency_ms,
+                                                  max_latency_ms, stage_p50)))
     tasks.append((TASK_MODEL, _model_status(backend, precision, model, input_size, power)))
     return [StatusRecord("%s: %s" % (node_name, task), status.level, status.message,
                          hardware_id, [(str(k), str(v)) for k, v in status.values])
@@ -389,3 +400,78 @@ def to_diagnostic_array(records, stamp):
             hardware_id=record.hardware_id,
             values=[KeyValue(key=key, value=value) for key, value in record.values]))
     return array
+
+
+DiagnosticStatusRead = collections.namedtuple("DiagnosticStatusRead",
+                                              "level message values hardware_id")
+DiagnosticsReport = collections.namedtuple("DiagnosticsReport", "time statuses")
+
+
+class DiagnosticsReader:
+    """The statuses one segment_node publishes on /diagnostics, as they arrive.
+
+    ``feed`` every DiagnosticArray received; each one holding this node's statuses becomes a
+    ``DiagnosticsReport(time, {task: DiagnosticStatusRead(level, message, {key: value},
+    hardware_id)})``
+    in ``reports`` (the newest ``keep``). ``node`` is the node's full name, e.g.
+    ``/front/espnet_segmentation``.
+    """
+
+    def __init__(self, node, keep=1000, clock=time.monotonic):
+        self.prefix = node.lstrip("/") + ": "
+        self.reports = collections.deque(maxlen=keep)
+        self._clock = clock
+
+    def feed(self, array_msg):
+        """Keeps the node's statuses of ``array_msg``; True when it held any."""
+        statuses = {}
+        for status in array_msg.status:
+            if status.name.startswith(self.prefix):
+                level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+                statuses[status.name[len(self.prefix):]] = DiagnosticStatusRead(
+                    level, status.message, {kv.key: kv.value for kv in status.values},
+                    status.hardware_id)
+        if statuses:
+            self.reports.append(DiagnosticsReport(self._clock(), statuses))
+        return bool(statuses)
+
+    def latest(self, task):
+        """The newest status of ``task`` (e.g. TASK_PIPELINE), or None."""
+        for report in reversed(self.reports):
+            if task in report.statuses:
+                return report.statuses[task]
+        return None
+
+    def find(self, task, accept=lambda status: True):
+        """The oldest status of ``task`` for which ``accept(status)`` holds, or None."""
+        for report in self.reports:
+            status = report.statuses.get(task)
+            if status is not None and accept(status):
+                return status
+        return None
+
+    def value(self, task, key, default=None):
+        status = self.latest(task)
+        return default if status is None else status.values.get(key, default)
+
+    @staticmethod
+    def counters(status):
+        """{received, processed, dropped, rejected} of a pipeline status, or None."""
+        try:
+            return {key: int(status.values["Frames " + key])
+                    for key in ("received", "processed", "dropped", "rejected")}
+        except (AttributeError, KeyError, ValueError):
+            return None
+
+    def stage_p50(self):
+        """{stage: p50 ms} from the newest pipeline status (stages without samples left out)."""
+        status = self.latest(TASK_PIPELINE)
+        prefix = STAGE_KEY % ""
+        stages = {}
+        for key, value in (status.values.items() if status else ()):
+            if key.startswith(prefix):
+                try:
+                    stages[key[len(prefix):]] = float(value)
+                except ValueError:
+                    pass
+        return stages

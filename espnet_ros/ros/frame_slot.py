@@ -6,6 +6,7 @@ from typing import Any, NamedTuple, Optional
 class Frame(NamedTuple):
     msg: Any
     received: float  # monotonic seconds when the callback saw it
+    arrival_ms: Optional[float] = None  # input stamp to the callback, when stamped
 
 
 class LatestFrameSlot:

@@ -33,6 +33,12 @@ SPECS = (
               range=(0, 8192)),
     ParamSpec("input_height", 0, "model input height; 0: the model's native size", RELOAD,
               range=(0, 8192)),
+    ParamSpec("threads", 0, "torch intra-op threads; 0: torch's default (one per core)",
+              STARTUP, range=(0, 256)),
+    ParamSpec("executor", "single_threaded",
+              "rclpy executor: single_threaded, or events (rclpy's EventsExecutor, "
+              "experimental, Kilted and later; falls back with a warning where absent)",
+              STARTUP, choices=("single_threaded", "events")),
     ParamSpec("warmup_frames", 2, "forward passes before serving (excluded from statistics)",
               STARTUP, range=(0, 100)),
     ParamSpec("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
@@ -59,6 +65,8 @@ SPECS = (
     ParamSpec("publish_color_mask", True, "publish ~/color_mask", LIVE),
     ParamSpec("publish_overlay", True, "publish ~/overlay", LIVE),
     ParamSpec("publish_info", True, "publish ~/info (needs the generated messages)", LIVE),
+    ParamSpec("publish_confidence", False,
+              "publish ~/confidence (32FC1 maximum class probability; costs a softmax)", LIVE),
     ParamSpec("max_rate_hz", 0.0, "process at most this many frames per second; 0: no limit",
               LIVE, range=(0.0, 1000.0)),
     ParamSpec("min_fps", 1.0, "diagnostics: WARN below this output rate (-10 % tolerance)", LIVE,
@@ -110,3 +118,15 @@ def parse_class_list(text, class_names):
         else:
             raise ValueError("unknown class %r; classes: %s" % (item, ", ".join(class_names)))
     return sorted(ids)
+
+
+def pipeline_kwargs(config):
+    """``Pipeline.build`` arguments from parameter values (the node's, or bag eval's)."""
+    size = "native"
+    if config["input_width"] and config["input_height"]:
+        size = (int(config["input_width"]), int(config["input_height"]))
+    return dict(model=config["model"], weights=config["weights"] or None,
+                device=config["device"], input_size=size, backend=config["backend"],
+                precision=config["precision"], fallback=config["allow_fallback"],
+                palette=config["palette"], alpha=float(config["overlay_alpha"]),
+                warmup_frames=config["warmup_frames"])

@@ -2,7 +2,8 @@
 
 ``create_backend(model, entry, input_shape, name, device, precision, fallback)`` returns an
 object with ``forward(batch) -> logits``, ``name``, ``precision``, ``device`` and ``info``;
-``select_backend`` resolves a name (or "auto") to one that can run here. Heavy libraries
+``select_backend`` resolves a name (or "auto") to one that can run here, once, and
+``build_backend`` builds that choice per input shape. Heavy libraries
 (onnxruntime, TensorRT) are imported only when their backend is checked or built.
 """
 from . import onnxruntime_backend, torch_backend, trt  # noqa: F401  (registers the backends)
@@ -17,7 +18,7 @@ from .base import (
     register,
     select_backend,
 )
-from .factory import ShapeDispatch, create_backend, trial
+from .factory import ShapeDispatch, build_backend, create_backend, trial
 
 
 def availability(device="cpu", precision="fp32"):
@@ -26,4 +27,5 @@ def availability(device="cpu", precision="fp32"):
 
 
 __all__ = ["AUTO", "PRECISIONS", "Backend", "BackendUnavailable", "Choice", "ShapeDispatch",
-           "availability", "create_backend", "get", "names", "register", "select_backend", "trial"]
+           "availability", "build_backend", "create_backend", "get", "names", "register",
+           "select_backend", "trial"]

@@ -4,7 +4,16 @@ import time
 
 import torch
 
-from .base import AUTO, LOG, BackendUnavailable, auto_candidates, fallback_choice, get, select_backend
+from .base import (
+    AUTO,
+    LOG,
+    BackendUnavailable,
+    Choice,
+    auto_candidates,
+    fallback_choice,
+    get,
+    select_backend,
+)
 
 TRIAL_ROUNDS = 3
 
@@ -62,29 +71,35 @@ def _build_auto_cpu(model, entry, input_shape, precision, options):
     return best
 
 
-def create_backend(model, entry, input_shape, name="torch", device="cpu", precision="fp32",
-                   fallback=True, **options):
-    """A ready backend for (model, entry, NCHW ``input_shape``), falling back as allowed.
+def build_backend(choice, model, entry, input_shape, fallback=True, auto=False, **options):
+    """Builds the backend ``choice`` (a ``select_backend`` result) for NCHW ``input_shape``.
 
-    ``options`` go to every backend tried; each takes the ones it knows (see their classes).
+    A build that fails (a conversion refused, validation failing) falls back as allowed;
+    ``auto`` on CPU builds every runnable candidate and keeps the fastest. ``options`` go to
+    every backend tried; each takes the ones it knows (see their classes).
     """
-    choice = select_backend(name, fallback, device, precision)
     notes = list(choice.notes)
-    if name == AUTO and choice.device == "cpu":
+    if auto and choice.device == "cpu":
         backend = _build_auto_cpu(model, entry, input_shape, choice.precision, options)
-        backend.info["fallback"] = "; ".join(notes) or "none"
-        return backend
-    while True:
-        try:
-            backend = _build(choice, model, entry, input_shape, options)
-            break
-        except BackendUnavailable as exc:
-            if not fallback:
-                raise
-            choice = fallback_choice(choice.name, choice.device, choice.precision, str(exc))
-            notes.extend(choice.notes)
+    else:
+        while True:
+            try:
+                backend = _build(choice, model, entry, input_shape, options)
+                break
+            except BackendUnavailable as exc:
+                if not fallback:
+                    raise
+                choice = fallback_choice(choice.name, choice.device, choice.precision, str(exc))
+                notes.extend(choice.notes)
     backend.info["fallback"] = "; ".join(notes) or "none"
     return backend
+
+
+def create_backend(model, entry, input_shape, name="torch", device="cpu", precision="fp32",
+                   fallback=True, **options):
+    """A ready backend for (model, entry, NCHW ``input_shape``): selected, then built."""
+    choice = select_backend(name, fallback, device, precision)
+    return build_backend(choice, model, entry, input_shape, fallback, name == AUTO, **options)
 
 
 class ShapeDispatch:
@@ -128,19 +143,12 @@ class ShapeDispatch:
         if backend is None and self.current is not None and not self.current.fixed_shape:
             backend = self.current
         if backend is None:
-            if self.current is None:  # the first build settles what later builds use
-                choice = self._choice
-                name = AUTO if self._requested == AUTO else choice.name
-                backend = create_backend(self._model, self._entry, shape, name, choice.device,
-                                         choice.precision, self._fallback, **self._options)
-                if choice.notes:  # the selection's fallback was logged once, by select_backend
-                    previous = backend.info.get("fallback", "none")
-                    backend.info["fallback"] = "; ".join(
-                        list(choice.notes) + ([previous] if previous != "none" else []))
-            else:
-                backend = create_backend(self._model, self._entry, shape, self.current.name,
-                                         str(self.current.device), self.current.precision,
-                                         self._fallback, **self._options)
+            # The backend is selected once (in __init__); later shapes rebuild what runs now.
+            choice = self._choice if self.current is None else Choice(
+                self.current.name, str(self.current.device), self.current.precision)
+            backend = build_backend(choice, self._model, self._entry, shape, self._fallback,
+                                    self.current is None and self._requested == AUTO,
+                                    **self._options)
             if len(self._by_shape) >= self._limit:
                 self._by_shape.clear()
             self._by_shape[shape] = backend

@@ -1,4 +1,4 @@
-"""Tests for espnet_ros.ros.image_codec on hand-built byte layouts."""
+"""Tests for espnet_ros.ros.codec on hand-built byte layouts."""
 import array
 from types import SimpleNamespace
 
@@ -6,14 +6,21 @@ import cv2
 import numpy as np
 import pytest
 
-from espnet_ros.ros.image_codec import (
+from espnet_ros.ros.codec import (
     SUPPORTED_ENCODINGS,
     ImageDecodeError,
-    bgr_to_image_fields,
+    ImageWriter,
+    MessageKit,
+    camera_info_message,
+    compressed_message,
     compressed_to_bgr,
-    fill_image_msg,
+    decode,
+    header,
+    image_array,
+    image_message,
     image_to_bgr,
     overlay_encoding_for,
+    write_pixels,
 )
 
 PAD = 0xEE  # padding byte value that must never show up in decoded pixels
@@ -354,40 +361,100 @@ def test_overlay_encoding_for(encoding, expected):
     assert overlay_encoding_for(encoding) == expected
 
 
-@pytest.mark.parametrize("encoding, channels, first_pixel", [
-    ("bgr8", 3, [0, 0, 255]), ("rgb8", 3, [255, 0, 0]), ("bgra8", 4, [0, 0, 255, 255]),
-    ("rgba8", 4, [255, 0, 0, 255]), ("mono8", 1, [76])])
-def test_bgr_to_image_fields(encoding, channels, first_pixel):
-    data, step = bgr_to_image_fields(BGR, encoding)
-    assert isinstance(data, bytes)
-    assert step == 2 * channels and len(data) == 2 * step
-    assert list(data[:channels]) == first_pixel
+def _ns(**fields):
+    return SimpleNamespace(**fields)
 
 
-def test_bgr_to_image_fields_accepts_non_contiguous_input():
+# A kit of plain namespaces: the codec needs no message library (rclpy and rosbags kits are
+# exercised in test_bag.py, test_node.py and below).
+KIT = MessageKit(_ns, _ns, _ns, _ns, _ns, _ns, lambda pixels: pixels.tobytes())
+
+
+@pytest.mark.parametrize("encoding, order, channels, first_pixel", [
+    ("bgr8", "bgr", 3, [0, 0, 255]), ("rgb8", "bgr", 3, [255, 0, 0]),
+    ("bgra8", "bgr", 4, [0, 0, 255, 255]), ("rgba8", "bgr", 4, [255, 0, 0, 255]),
+    ("mono8", "bgr", 1, [76]), ("rgb8", "rgb", 3, [0, 0, 255]), ("bgr8", "rgb", 3, [255, 0, 0])])
+def test_image_message_layouts(encoding, order, channels, first_pixel):
+    msg = image_message(KIT, header(KIT, 5 * 10 ** 9 + 7, "cam"), BGR, encoding, order)
+    assert (msg.height, msg.width, msg.encoding, msg.step) == (2, 2, encoding, 2 * channels)
+    assert msg.header.stamp.sec == 5 and msg.header.stamp.nanosec == 7
+    assert msg.header.frame_id == "cam"
+    assert len(msg.data) == 2 * msg.step and list(msg.data[:channels]) == first_pixel
+
+
+def test_image_message_accepts_non_contiguous_input():
     wide = np.zeros((2, 4, 3), np.uint8)
     wide[:, ::2] = BGR
-    data, step = bgr_to_image_fields(wide[:, ::2], "bgr8")
-    assert step == 6 and data == BGR.tobytes()
+    msg = image_message(KIT, None, wide[:, ::2], "bgr8")
+    assert msg.step == 6 and msg.data == BGR.tobytes()
+
+
+def test_image_message_labels_and_float_confidence_read_back():
+    labels = np.array([[0, 19], [255, 3]], np.uint8)
+    assert image_array(image_message(KIT, None, labels, "mono8")).tolist() == labels.tolist()
+    conf = np.array([[0.5, 1.0], [0.25, 0.125]], np.float32)
+    msg = image_message(KIT, None, conf, "32FC1")
+    assert msg.step == 8 and np.array_equal(image_array(msg), conf)
 
 
 @pytest.mark.parametrize("encoding", ["mono16", "yuv422", "bayer_rggb8", "rgb16"])
-def test_bgr_to_image_fields_rejects_other_encodings(encoding):
+def test_image_message_rejects_encodings_it_cannot_write(encoding):
     with pytest.raises(ValueError, match=encoding):
-        bgr_to_image_fields(BGR, encoding)
+        image_message(KIT, None, BGR, encoding)
 
 
-def test_bgr_to_image_fields_rejects_wrong_shape():
+def test_image_message_rejects_wrong_shape():
     with pytest.raises(ValueError, match="shape"):
-        bgr_to_image_fields(np.zeros((2, 2), np.uint8), "bgr8")
+        image_message(KIT, None, np.zeros((2, 2), np.uint8), "bgr8")
 
 
 @pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "bgra8", "rgba8"])
-def test_fill_image_msg_round_trip(encoding):
-    msg = fill_image_msg(SimpleNamespace(), BGR, encoding)
-    assert (msg.height, msg.width, msg.encoding, msg.is_bigendian) == (2, 2, encoding, 0)
-    assert isinstance(msg.data, array.array)
+def test_image_message_round_trip(encoding):
+    msg = image_message(KIT, None, BGR, encoding)
     np.testing.assert_array_equal(image_to_bgr(msg), BGR)
+
+
+def test_decode_gives_rgb8_and_bgr8_as_views_in_their_own_order():
+    rgb = image_message(KIT, None, BGR, "rgb8")
+    out = decode(rgb)
+    assert out.order == "rgb" and out.encoding == "rgb8" and not out.pixels.flags.writeable
+    np.testing.assert_array_equal(out.pixels, BGR[..., ::-1])
+    assert np.shares_memory(out.pixels, np.frombuffer(rgb.data, np.uint8))
+    bgr = decode(image_message(KIT, None, BGR, "bgr8"))
+    assert bgr.order == "bgr" and np.array_equal(bgr.pixels, BGR)
+    mono = decode(image_message(KIT, None, BGR, "mono8"))
+    assert mono.order == "bgr" and mono.pixels.shape == (2, 2, 3)
+    png = decode(compressed_message(KIT, None, BGR, "png"))
+    assert png.order == "bgr" and png.encoding == "png" and np.array_equal(png.pixels, BGR)
+
+
+def test_image_writer_paints_into_the_message_buffer():
+    pytest.importorskip("sensor_msgs.msg")
+    from sensor_msgs.msg import Image
+    writer = ImageWriter(Image, "rgb8")
+    pixels = writer.pixels(2, 2)
+    pixels[...] = BGR[..., ::-1]
+    msg = writer.message(Image().header)
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (2, 2, 6, "rgb8")
+    np.testing.assert_array_equal(image_to_bgr(msg), BGR)  # no copy was needed to get there
+    assert writer.pixels(2, 2) is pixels  # same size: same buffer
+    assert writer.pixels(4, 2).shape == (4, 2, 3) and len(msg.data) == 24
+    rgba = ImageWriter(Image, "rgba8")
+    write_pixels(rgba.pixels(2, 2), BGR, "rgba8", "bgr")
+    np.testing.assert_array_equal(image_to_bgr(rgba.message(Image().header)), BGR)
+    with pytest.raises(ValueError):
+        write_pixels(rgba.pixels(3, 3), BGR, "rgba8", "bgr")
+
+
+def test_compressed_and_camera_info_messages():
+    jpeg = compressed_message(KIT, None, BGR, "jpeg")
+    assert jpeg.format == "jpeg" and jpeg.data[:2] == b"\xff\xd8"
+    with pytest.raises(ValueError, match="bmp"):
+        compressed_message(KIT, None, BGR, "bmp")
+    info = camera_info_message(KIT, None, 640, 480)
+    assert (info.width, info.height) == (640, 480)
+    assert list(info.k) == [640.0, 0, 320.0, 0, 640.0, 240.0, 0, 0, 1]
+    assert list(info.p) == [640.0, 0, 320.0, 0, 0, 640.0, 240.0, 0, 0, 0, 1, 0]
 
 
 BYTES_PER_PIXEL = {"mono8": 1, "mono16": 2, "rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4,
@@ -426,10 +493,17 @@ def test_real_sensor_msgs_mono16_big_endian():
 
 def test_real_sensor_msgs_overlay_and_compressed():
     msg_module = pytest.importorskip("sensor_msgs.msg")
-    out = fill_image_msg(msg_module.Image(), BGR, overlay_encoding_for("rgba8"))
+    from espnet_ros.ros.codec import rclpy_kit
+    kit = rclpy_kit()
+    out = image_message(kit, msg_module.Image().header, BGR, overlay_encoding_for("rgba8"))
+    assert isinstance(out, msg_module.Image) and isinstance(out.data, array.array)
     assert out.encoding == "rgba8" and out.step == 8 and len(out.data) == 16
     np.testing.assert_array_equal(image_to_bgr(out), BGR)
     ok, buf = cv2.imencode(".png", BGR)
     comp = msg_module.CompressedImage(format="bgr8; png compressed bgr8",
                                       data=array.array("B", buf.tobytes()))
     np.testing.assert_array_equal(compressed_to_bgr(comp), BGR)
+    info = camera_info_message(kit, msg_module.Image().header, 640, 480)
+    from rclpy.serialization import deserialize_message, serialize_message
+    back = deserialize_message(serialize_message(info), msg_module.CameraInfo)
+    assert (back.width, back.height) == (640, 480) and list(back.k)[:3] == [640.0, 0.0, 320.0]

@@ -1,0 +1,195 @@
+"""Image in, labels and renderings out: the one frame path of the node and every tool.
+
+``Pipeline.run(image)`` preprocesses, runs the backend, takes the argmax, sizes the labels and
+paints the colour mask, the overlay and the confidence that were asked for. ``predict``,
+``bag eval``, the benchmarks and the ROS node all call it, so a number measured offline
+describes what the node does. ROS-free.
+"""
+import time
+from typing import NamedTuple, Optional
+
+import cv2
+import numpy as np
+
+from ..models.classes import generic_palette
+from .render import Renderer
+from .resize import resize_to
+from .segmenter import Segmenter
+
+RESOLUTIONS = ("input", "model")
+
+
+class FrameTiming(NamedTuple):
+    """Milliseconds per stage of one ``run``; a stage that was not asked for is 0."""
+    preprocess_ms: float
+    inference_ms: float      # forward and argmax
+    postprocess_ms: float    # labels (and confidence) to the output size
+    color_ms: float
+    overlay_ms: float
+    confidence_ms: float
+
+    @property
+    def total_ms(self):
+        return sum(self)
+
+
+class Outputs(NamedTuple):
+    labels: np.ndarray                    # HxW uint8 class ids
+    color: Optional[np.ndarray]           # HxWx3 uint8 palette colours, RGB
+    overlay: Optional[np.ndarray]         # HxWx3 uint8, in the input image's channel order
+    confidence: Optional[np.ndarray]      # HxW float32 maximum class probability
+    timing: FrameTiming
+
+
+class Buffers(NamedTuple):
+    """Arrays ``run`` writes its outputs into (e.g. outgoing message buffers); None: its own."""
+    labels: Optional[np.ndarray] = None
+    color: Optional[np.ndarray] = None
+    overlay: Optional[np.ndarray] = None
+    confidence: Optional[np.ndarray] = None
+
+
+class Pipeline:
+    """A segmenter plus its renderer. ``backend``/``precision`` are what really runs."""
+
+    def __init__(self, segmenter, palette="dataset", alpha=0.5, visible=None):
+        self.segmenter = segmenter
+        self.entry = segmenter.entry
+        self.renderer = Renderer(self._palette(palette), alpha, visible)
+        self.expected_fps = None
+
+    @classmethod
+    def build(cls, model, weights=None, device="cpu", input_size="native", backend="torch",
+              precision="fp32", fallback=True, backend_options=None, palette="dataset",
+              alpha=0.5, visible=None, warmup_frames=0):
+        """Loads ``model`` from the zoo on ``backend``; warms up when ``warmup_frames``.
+
+        Raises WeightsError / KeyError / BackendUnavailable / RuntimeError with a readable
+        message on failure.
+        """
+        segmenter = Segmenter.from_zoo(model, weights=weights, device=device,
+                                       input_size=input_size, backend=backend,
+                                       precision=precision, fallback=fallback,
+                                       backend_options=backend_options)
+        pipeline = cls(segmenter, palette, alpha, visible)
+        if warmup_frames:
+            pipeline.warm_up(warmup_frames)
+        return pipeline
+
+    @property
+    def backend(self):
+        return self.segmenter.backend_name
+
+    @property
+    def precision(self):
+        return self.segmenter.precision
+
+    @property
+    def device(self):
+        return self.segmenter.device
+
+    @property
+    def model_size(self):
+        return self.segmenter.input_size or self.entry.input_size
+
+    def _palette(self, kind):
+        if kind == "dataset":
+            return self.entry.palette
+        if kind == "generic":
+            return generic_palette(self.entry.num_classes)
+        raise ValueError("palette must be 'dataset' or 'generic', got %r" % (kind,))
+
+    def set_palette(self, kind):
+        renderer = self.renderer
+        self.renderer = Renderer(self._palette(kind), renderer.alpha, renderer.visible)
+
+    def output_size(self, image, resolution="input"):
+        """(width, height) of the outputs for ``image``: its own, or the model's."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError("resolution must be one of %s, got %r" % (RESOLUTIONS, resolution))
+        if resolution == "model" and self.segmenter.input_size:
+            return tuple(self.segmenter.input_size)
+        return image.shape[1], image.shape[0]
+
+    def run(self, image, order="bgr", resolution="input", color=False, overlay=False,
+            confidence=False, out=None) -> Outputs:
+        """Segments one HxWx3 uint8 ``image`` (channels in ``order``) and renders what is asked.
+
+        ``resolution``: outputs at the image's size ("input") or the model's ("model"). The
+        overlay keeps the image's channel order. ``out``: ``Buffers`` to write into; outputs
+        not written there are buffers reused by the next call.
+        """
+        return self.run_batch([image], order, resolution, color, overlay, confidence,
+                              [out or Buffers()])[0]
+
+    def run_batch(self, images, order="bgr", resolution="input", color=False, overlay=False,
+                  confidence=False, out=None):
+        """``run`` for several images in one forward pass; ``out``: one ``Buffers`` each
+        (without it, a batch of several gets fresh arrays: reused ones would overwrite each
+        other)."""
+        labels, probability = self.segmenter.predict(images, order, confidence)
+        seg = self.segmenter.last_timing
+        if out is None and len(images) > 1:
+            out = [self._fresh_buffers(self.output_size(image, resolution), color, overlay,
+                                       confidence) for image in images]
+        results = []
+        for i, image in enumerate(images):
+            buffers = out[i] if out else Buffers()
+            results.append(self._finish(image, order, resolution, labels[i],
+                                        probability[i] if confidence else None,
+                                        color, overlay, buffers, seg if i == 0 else None))
+        return results
+
+    @staticmethod
+    def _fresh_buffers(size, color, overlay, confidence):
+        width, height = size
+        return Buffers(np.empty((height, width), np.uint8),
+                       np.empty((height, width, 3), np.uint8) if color else None,
+                       np.empty((height, width, 3), np.uint8) if overlay else None,
+                       np.empty((height, width), np.float32) if confidence else None)
+
+    def _finish(self, image, order, resolution, small, probability, color, overlay, out, seg):
+        """Sizes the labels and paints the renderings of one image (``small``: model-size labels)."""
+        size = self.output_size(image, resolution)
+        t0 = time.perf_counter()
+        labels = resize_to(small, size, out=out.labels)
+        t1 = time.perf_counter()
+        mask = None
+        if color:
+            mask = self.renderer.color_mask(small, "rgb", out=out.color, size=size)
+        t2 = time.perf_counter()
+        blended = None
+        if overlay:
+            base = image if (image.shape[1], image.shape[0]) == size else cv2.resize(
+                image, size, interpolation=cv2.INTER_AREA)
+            same_order = mask if order == "rgb" else None
+            if same_order is None:
+                same_order = self.renderer.color_mask(small, order, size=size)
+            blended = self.renderer.overlay(base, labels, order, out=out.overlay,
+                                            mask=same_order)
+        t3 = time.perf_counter()
+        conf = None
+        if probability is not None:
+            conf = resize_to(probability, size, out=out.confidence)  # each label's own
+        t4 = time.perf_counter()
+        forward = (seg.preprocess_ms, seg.inference_ms) if seg is not None else (0.0, 0.0)
+        timing = FrameTiming(forward[0], forward[1], (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                             (t3 - t2) * 1e3, (t4 - t3) * 1e3)
+        return Outputs(labels, mask, blended, conf, timing)
+
+    def warm_up(self, frames):
+        """One untimed pass (allocations, lazy init), then ``frames`` timed ones on a grey frame.
+
+        Returns the median inference ms of the timed passes.
+        """
+        width, height = self.model_size
+        image = np.full((height, width, 3), 128, np.uint8)
+        self.segmenter.predict([image])
+        times = []
+        for _ in range(max(1, frames)):
+            start = time.perf_counter()
+            self.segmenter.predict([image])
+            times.append((time.perf_counter() - start) * 1e3)
+        median = float(np.median(times))
+        self.expected_fps = 1e3 / median if median > 0 else None
+        return median

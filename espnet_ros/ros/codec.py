@@ -1,0 +1,412 @@
+"""The one codec for the project's messages: image messages to arrays, arrays to messages.
+
+Decoding (``decode``, ``image_to_bgr``, ``compressed_to_bgr``) turns ``sensor_msgs/Image``
+and ``sensor_msgs/CompressedImage`` into uint8 pixels; writing (``image_message``,
+``compressed_message``, ``camera_info_message``, ``ImageWriter``) builds every message the
+project produces: the node's outputs, the camera source's frames and the bags of ``bag make``.
+Messages are duck-typed and the classes come from a ``MessageKit``: rclpy's (``rclpy_kit``)
+or a rosbags typestore's (``espnet_ros.bag.io.bag_kit``), so this module needs neither.
+
+``image_to_bgr`` returns what ``cv_bridge.imgmsg_to_cv2(msg, 'bgr8')`` returns: the same OpenCV
+colour codes (including cv_bridge's Bayer mapping, whose OpenCV names are offset from the ROS
+ones) and the same 16 to 8 bit scaling (``round(v * 255 / 65535)``, which differs from ``v >> 8``
+by at most 1). ``decode`` goes further for speed: rgb8 and bgr8 come back as zero-copy views in
+their own channel order, which the pipeline takes as is.
+
+Overlays are published in the input encoding when it is ``rgb8``, ``bgr8``, ``rgba8`` or
+``bgra8``. Every other input (``mono8``, ``mono16``, YUV, Bayer) gets a ``bgr8`` overlay: a
+coloured segmentation overlay cannot be stored in a grey or mosaicked image without losing the
+class colours, and re-encoding to YUV/Bayer would cost time for no viewer benefit.
+"""
+import array
+import struct
+import sys
+from typing import Callable, NamedTuple
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "ImageDecodeError",
+    "SUPPORTED_ENCODINGS",
+    "Decoded",
+    "decode",
+    "image_to_bgr",
+    "compressed_to_bgr",
+    "overlay_encoding_for",
+    "MessageKit",
+    "rclpy_kit",
+    "header",
+    "image_message",
+    "compressed_message",
+    "camera_info_message",
+    "ImageWriter",
+    "write_pixels",
+    "image_array",
+    "cdr_stamp",
+    "cdr_restamp",
+]
+
+
+class ImageDecodeError(ValueError):
+    """An image message that cannot be turned into pixels; the text is one line.
+
+    ``reason`` is a short category (``unsupported encoding``, ``truncated data``, ...) for
+    counters and diagnostics.
+    """
+
+    def __init__(self, message, reason="undecodable image"):
+        super().__init__(message)
+        self.reason = reason
+
+
+# "uyvy"/"yuyv" are the newer sensor_msgs names of "yuv422"/"yuv422_yuy2".
+_BYTES_PER_PIXEL = {
+    "bgr8": 3,
+    "rgb8": 3,
+    "bgra8": 4,
+    "rgba8": 4,
+    "mono8": 1,
+    "mono16": 2,
+    "yuv422": 2,
+    "uyvy": 2,
+    "yuv422_yuy2": 2,
+    "yuyv": 2,
+    "bayer_rggb8": 1,
+    "bayer_bggr8": 1,
+    "bayer_gbrg8": 1,
+    "bayer_grbg8": 1,
+}
+
+# Same codes cv_bridge uses; OpenCV names a Bayer pattern by the 2x2 block starting at (1, 1).
+_CVT_CODES = {
+    "rgb8": cv2.COLOR_RGB2BGR,
+    "bgra8": cv2.COLOR_BGRA2BGR,
+    "rgba8": cv2.COLOR_RGBA2BGR,
+    "mono8": cv2.COLOR_GRAY2BGR,
+    "mono16": cv2.COLOR_GRAY2BGR,
+    "yuv422": cv2.COLOR_YUV2BGR_UYVY,
+    "uyvy": cv2.COLOR_YUV2BGR_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2BGR_YUY2,
+    "yuyv": cv2.COLOR_YUV2BGR_YUY2,
+    "bayer_rggb8": cv2.COLOR_BayerBG2BGR,
+    "bayer_bggr8": cv2.COLOR_BayerRG2BGR,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2BGR,
+    "bayer_grbg8": cv2.COLOR_BayerGB2BGR,
+}
+
+SUPPORTED_ENCODINGS = tuple(sorted(_BYTES_PER_PIXEL))
+
+_OVERLAY_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
+
+_FROM_BGR_CODES = {
+    "bgr8": None,
+    "rgb8": cv2.COLOR_BGR2RGB,
+    "bgra8": cv2.COLOR_BGR2BGRA,
+    "rgba8": cv2.COLOR_BGR2RGBA,
+    "mono8": cv2.COLOR_BGR2GRAY,
+}
+
+
+def _byte_buffer(data):
+    """Expose message data as a flat uint8 array, sharing memory when the type allows it."""
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # a plain list of ints
+        return np.asarray(data, dtype=np.uint8)
+
+
+def _pixel_view(msg, encoding, channels, itemsize, byteorder="=", kind="u"):
+    """Zero-copy (height, width[, channels]) view of the pixels, skipping row padding."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * itemsize
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(
+            "image encoding '%s' has zero size: width %d, height %d" % (encoding, width, height),
+            "zero size")
+    if step < row_bytes:
+        raise ImageDecodeError(
+            "image encoding '%s': step %d bytes is smaller than width %d x %d bytes per pixel"
+            " = %d" % (encoding, step, width, channels * itemsize, row_bytes), "bad step")
+    buf = _byte_buffer(msg.data)
+    if buf.size < step * height:
+        raise ImageDecodeError(
+            "image encoding '%s' %dx%d: data is truncated, %d bytes < step %d x height %d = %d"
+            % (encoding, width, height, buf.size, step, height, step * height), "truncated data")
+    dtype = np.dtype(np.uint8) if itemsize == 1 else np.dtype("%s%s%d" % (byteorder, kind, itemsize))
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    strides = (step, channels * itemsize, itemsize) if channels > 1 else (step, itemsize)
+    return np.ndarray(shape=shape, dtype=dtype, buffer=buf, strides=strides)
+
+
+def _mono16_to_mono8(view):
+    # cv_bridge scales with convertTo(255/65535), i.e. round(v / 257); integer form is exact.
+    return ((view.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+
+
+def image_to_bgr(msg, copy=False):
+    """Decode a ``sensor_msgs/Image`` into an (H, W, 3) uint8 BGR array.
+
+    For ``bgr8`` input without ``copy`` the result is a read-only view of ``msg.data`` (no copy);
+    every other encoding, or ``copy=True``, returns a new writable C-contiguous array.
+    """
+    encoding = msg.encoding
+    bytes_per_pixel = _BYTES_PER_PIXEL.get(encoding)
+    if bytes_per_pixel is None:
+        raise ImageDecodeError(
+            "unsupported image encoding '%s' (%dx%d); supported: %s"
+            % (encoding, msg.width, msg.height, ", ".join(SUPPORTED_ENCODINGS)),
+            "unsupported encoding")
+    if encoding == "mono16":
+        order = ">" if msg.is_bigendian else "<"
+        gray = _mono16_to_mono8(_pixel_view(msg, encoding, 1, 2, order))
+        return _convert(gray, cv2.COLOR_GRAY2BGR, encoding)
+    if bytes_per_pixel == 2 and int(msg.width) % 2:
+        raise ImageDecodeError(
+            "image encoding '%s' needs an even width, got width %d (height %d)"
+            % (encoding, msg.width, msg.height), "odd width")
+    view = _pixel_view(msg, encoding, bytes_per_pixel, 1)
+    if encoding == "bgr8":
+        if copy:
+            return view.copy()
+        view.flags.writeable = False  # a view of the message: writing would alter the message
+        return view
+    return _convert(view, _CVT_CODES[encoding], encoding)
+
+
+def _convert(pixels, code, encoding):
+    try:
+        return cv2.cvtColor(pixels, code)
+    except cv2.error as exc:
+        reason = (str(exc).strip().splitlines() or ["unknown error"])[-1]
+        raise ImageDecodeError(
+            "image encoding '%s' %dx%d: OpenCV conversion failed: %s"
+            % (encoding, pixels.shape[1], pixels.shape[0], reason), "conversion failed") from exc
+
+
+def compressed_to_bgr(msg):
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png, any ROS format string) to BGR."""
+    fmt = str(getattr(msg, "format", ""))
+    if "compresseddepth" in fmt.lower().replace(" ", ""):
+        raise ImageDecodeError(
+            "compressed image format '%s' is not supported (compressedDepth carries a depth"
+            " header, not a colour image)" % fmt, "unsupported format")
+    buf = _byte_buffer(msg.data)
+    if buf.size == 0:
+        raise ImageDecodeError("compressed image format '%s': data is empty (0 bytes)" % fmt,
+                               "empty data")
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise ImageDecodeError(
+            "compressed image format '%s': cannot decode %d bytes (corrupt or unknown codec)"
+            % (fmt, buf.size), "corrupt compressed data")
+    return image
+
+
+def overlay_encoding_for(input_encoding):
+    """Encoding to publish a colour overlay in for a given input encoding (see module doc)."""
+    return input_encoding if input_encoding in _OVERLAY_ENCODINGS else "bgr8"
+
+
+class Decoded(NamedTuple):
+    pixels: np.ndarray   # HxWx3 uint8
+    order: str           # "bgr" or "rgb": the channel order of ``pixels``
+    encoding: str        # the message's encoding ("jpeg"/"png"... for compressed input)
+
+
+def decode(msg):
+    """An Image or CompressedImage -> ``Decoded``; rgb8/bgr8 pixels are read-only views."""
+    if hasattr(msg, "format"):
+        return Decoded(compressed_to_bgr(msg), "bgr", str(msg.format))
+    if msg.encoding == "rgb8":
+        view = _pixel_view(msg, "rgb8", 3, 1)
+        view.flags.writeable = False
+        return Decoded(view, "rgb", "rgb8")
+    return Decoded(image_to_bgr(msg), "bgr", msg.encoding)
+
+
+def image_array(msg):
+    """The pixels of an Image in its own encoding (row padding dropped): mono8/16, 8UC3, ...
+
+    For reading outputs (labels, masks, overlays, confidences) back; a view where possible.
+    """
+    channels, dtype = _LAYOUTS.get(msg.encoding, (None, None))
+    if channels is None:
+        raise ImageDecodeError("cannot read image encoding '%s' as an array" % msg.encoding,
+                               "unsupported encoding")
+    order = ">" if msg.is_bigendian else "<"
+    return _pixel_view(msg, msg.encoding, channels, np.dtype(dtype).itemsize, order,
+                       np.dtype(dtype).kind)
+
+
+# ------------------------------------------------------------------------------- writing
+class MessageKit(NamedTuple):
+    """The message classes to write, and how a uint8 array becomes their ``data`` field."""
+    Image: type
+    CompressedImage: type
+    CameraInfo: type
+    Header: type
+    Time: type
+    RegionOfInterest: type
+    data: Callable  # contiguous uint8 ndarray -> what the class stores in ``data``
+
+
+def _array_data(pixels):
+    # array('B') is the type rclpy stores; built from bytes it skips the per-element check.
+    return array.array("B", np.ascontiguousarray(pixels).tobytes())
+
+
+def rclpy_kit():
+    """The rclpy message classes (sensor_msgs, std_msgs, builtin_interfaces)."""
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+    from std_msgs.msg import Header
+    return MessageKit(Image, CompressedImage, CameraInfo, Header, Time, RegionOfInterest,
+                      _array_data)
+
+
+def header(kit, stamp_ns, frame_id):
+    """A Header with the stamp in integer nanoseconds."""
+    sec, nanosec = divmod(int(stamp_ns), 10 ** 9)
+    return kit.Header(stamp=kit.Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+# encoding -> (channels, dtype) of the pixels as written
+_LAYOUTS = {
+    "bgr8": (3, "u1"), "rgb8": (3, "u1"), "bgra8": (4, "u1"), "rgba8": (4, "u1"),
+    "mono8": (1, "u1"), "8UC1": (1, "u1"), "mono16": (1, "u2"), "16UC1": (1, "u2"),
+    "32FC1": (1, "f4"),
+}
+
+# (channel order of the given pixels, encoding) -> cv2 conversion
+_CONVERSIONS = {
+    ("bgr", "rgb8"): cv2.COLOR_BGR2RGB, ("bgr", "bgra8"): cv2.COLOR_BGR2BGRA,
+    ("bgr", "rgba8"): cv2.COLOR_BGR2RGBA, ("bgr", "mono8"): cv2.COLOR_BGR2GRAY,
+    ("rgb", "bgr8"): cv2.COLOR_RGB2BGR, ("rgb", "bgra8"): cv2.COLOR_RGB2BGRA,
+    ("rgb", "rgba8"): cv2.COLOR_RGB2RGBA, ("rgb", "mono8"): cv2.COLOR_RGB2GRAY,
+}
+
+
+def _as_encoding(pixels, encoding, order, out=None):
+    """``pixels`` (HxW or HxWx3 in ``order``) in the layout of ``encoding`` (into ``out``)."""
+    if encoding not in _LAYOUTS:
+        raise ValueError("cannot write image encoding '%s'; supported: %s"
+                         % (encoding, ", ".join(sorted(_LAYOUTS))))
+    channels, dtype = _LAYOUTS[encoding]
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and (channels != 3 or encoding[:3] != order):
+        code = _CONVERSIONS.get((order, encoding))
+        if code is None:
+            raise ValueError("cannot convert %s pixels to '%s'" % (order, encoding))
+        return cv2.cvtColor(pixels, code, dst=out)
+    shape_ok = pixels.ndim == 2 if channels == 1 else (
+        pixels.ndim == 3 and pixels.shape[2] == channels)
+    if not shape_ok or pixels.dtype != np.dtype(dtype):
+        raise ValueError("expected %s pixels for '%s', got shape %s dtype %s"
+                         % ("HxW" if channels == 1 else "HxWx%d" % channels, encoding,
+                            pixels.shape, pixels.dtype))
+    if out is None:
+        return np.ascontiguousarray(pixels)
+    out[...] = pixels
+    return out
+
+
+def write_pixels(out, pixels, encoding, order="bgr"):
+    """Converts ``pixels`` (HxW, or HxWx3 in ``order``) into ``out``, laid out as ``encoding``
+    (e.g. an ``ImageWriter`` buffer); returns ``out``."""
+    result = _as_encoding(pixels, encoding, order, out)
+    if result is not out:
+        raise ValueError("%s pixels of shape %s do not fit a %s buffer of shape %s"
+                         % (order, np.shape(pixels), encoding, out.shape))
+    return out
+
+
+def image_message(kit, header_msg, pixels, encoding, order="bgr"):
+    """An Image of ``pixels`` (HxW, or HxWx3 in channel ``order``) in ``encoding``.
+
+    Rows are unpadded; multi-byte values are written in this machine's byte order.
+    """
+    pixels = _as_encoding(pixels, encoding, order)
+    return kit.Image(header=header_msg, height=int(pixels.shape[0]), width=int(pixels.shape[1]),
+                     encoding=encoding, is_bigendian=int(sys.byteorder == "big"),
+                     step=int(pixels.strides[0]), data=kit.data(pixels.reshape(-1).view(np.uint8)))
+
+
+def compressed_message(kit, header_msg, bgr, fmt="jpeg"):
+    """A CompressedImage of a BGR image as jpeg or png."""
+    if fmt not in ("jpeg", "png"):
+        raise ValueError("compressed format must be jpeg or png, got %r" % (fmt,))
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr)
+    if not ok:
+        raise ValueError("cannot encode a %dx%d frame as %s" % (bgr.shape[1], bgr.shape[0], fmt))
+    return kit.CompressedImage(header=header_msg, format=fmt, data=kit.data(data.reshape(-1)))
+
+
+def camera_info_message(kit, header_msg, width, height):
+    """A plain pinhole camera_info (focal length = width, centred) for sources that carry none."""
+    f, cx, cy = float(width), width / 2.0, height / 2.0
+    return kit.CameraInfo(
+        header=header_msg, height=int(height), width=int(width), distortion_model="plumb_bob",
+        d=np.zeros(5), k=np.array([f, 0, cx, 0, f, cy, 0, 0, 1], float),
+        r=np.eye(3).ravel(), p=np.array([f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1, 0], float),
+        binning_x=0, binning_y=0,
+        roi=kit.RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+
+
+class ImageWriter:
+    """One outgoing rclpy Image whose pixel buffer is exposed as an array to render into.
+
+    ``pixels(h, w)`` returns a writable view of the message's own ``data`` (allocated anew
+    only when the size changes), so a frame is painted once and handed to ``publish``
+    without intermediate copies. rclpy copies the message during ``publish``; the buffer is
+    free again when it returns.
+    """
+
+    def __init__(self, image_cls, encoding):
+        if encoding not in _LAYOUTS:
+            raise ValueError("cannot write image encoding '%s'" % encoding)
+        self.msg = image_cls()
+        self.msg.encoding = encoding
+        self.msg.is_bigendian = int(sys.byteorder == "big")
+        self._channels, self._dtype = _LAYOUTS[encoding]
+        self._view = None
+
+    def pixels(self, height, width):
+        if self._view is None or self._view.shape[:2] != (height, width):
+            self._view = None  # release the old buffer before making the new one
+            itemsize = np.dtype(self._dtype).itemsize
+            row = width * self._channels * itemsize
+            self.msg.height, self.msg.width, self.msg.step = int(height), int(width), int(row)
+            self.msg.data = array.array("B", bytes(row * height))
+            shape = (height, width) if self._channels == 1 else (height, width, self._channels)
+            self._view = np.frombuffer(self.msg.data, self._dtype).reshape(shape)
+        return self._view
+
+    def message(self, header_msg):
+        self.msg.header = header_msg
+        return self.msg
+
+
+# ------------------------------------------------------------------------------- serialized
+def cdr_stamp(raw):
+    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header (Image, CameraInfo...).
+
+    The 4-byte encapsulation header gives the byte order; stamp.sec (int32) and stamp.nanosec
+    (uint32) follow it. Reading them here avoids deserializing megabytes of pixels.
+    """
+    order = "<" if raw[1] & 1 else ">"
+    sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
+    return sec * 10 ** 9 + nanosec
+
+
+def cdr_restamp(raw, stamp):
+    """A copy of the serialized message ``raw`` with its header stamp set to ``stamp`` ns."""
+    order = "<" if raw[1] & 1 else ">"
+    out = bytearray(raw)
+    struct.pack_into(order + "iI", out, 4, stamp // 10 ** 9, stamp % 10 ** 9)
+    return bytes(out)

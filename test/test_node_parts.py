@@ -56,3 +56,12 @@ def test_camera_info_scaling_like_image_proc_resize():
 def test_camera_info_without_size_is_an_error():
     with pytest.raises(ValueError, match="no image size"):
         scale_camera_info(_info(0, 0), 10, 10)
+
+
+def test_torch_threads_leave_a_core_on_cpu_and_follow_an_explicit_setting():
+    from espnet_ros.ros.params import torch_threads
+    assert torch_threads({"threads": 0, "device": "cpu"}, cores=2) == 1
+    assert torch_threads({"threads": 0, "device": "cpu"}, cores=1) == 1
+    assert torch_threads({"threads": 0, "device": "cpu"}, cores=12) == 11
+    assert torch_threads({"threads": 3, "device": "cpu"}, cores=2) == 3
+    assert torch_threads({"threads": 0, "device": "cuda:0"}, cores=8) is None

@@ -25,9 +25,9 @@ def add_parser(bench_sub):
     p.add_argument("--outputs", default="label",
                    help="comma-separated node outputs subscribed: %s" % ",".join(OUTPUTS))
     p.add_argument("--threads", type=int, default=0,
-                   help="torch intra-op threads, in the node and in process (0: torch default)")
-    p.add_argument("--executor", choices=("single_threaded", "events"),
-                   default="single_threaded", help="the node's rclpy executor")
+                   help="torch intra-op threads, in the node and in process (0: the node's default)")
+    p.add_argument("--no-pipelining", action="store_true",
+                   help="the node renders and publishes on its model thread")
     p.add_argument("--out", type=Path, default=Path("out/bench"))
     p.set_defaults(func=run)
 
@@ -52,7 +52,7 @@ def run(args):
         model_size = args.model_size or tuple(zoo.get(args.model).input_size)
         report = run_bench(args.model, frame, args.frame_size, model_size, args.seconds,
                            args.out, outputs, args.rounds, threads=args.threads,
-                           executor=args.executor)
+                           pipelining=not args.no_pipelining)
     except (KeyError, RuntimeError) as exc:
         raise CommandError(str(exc).strip('"')) from exc
     print(markdown(report), end="")

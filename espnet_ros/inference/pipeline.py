@@ -41,6 +41,14 @@ class Outputs(NamedTuple):
     timing: FrameTiming
 
 
+class Inferred(NamedTuple):
+    """What ``infer`` gives ``render``: the model's output for one image (arrays owned)."""
+    labels: np.ndarray                    # class ids at the model's resolution
+    probability: Optional[np.ndarray]     # maximum class probability, same size, or None
+    preprocess_ms: float
+    inference_ms: float
+
+
 class Buffers(NamedTuple):
     """Arrays ``run`` writes its outputs into (e.g. outgoing message buffers); None: its own."""
     labels: Optional[np.ndarray] = None
@@ -117,40 +125,28 @@ class Pipeline:
 
         ``resolution``: outputs at the image's size ("input") or the model's ("model"). The
         overlay keeps the image's channel order. ``out``: ``Buffers`` to write into; outputs
-        not written there are buffers reused by the next call.
+        not written there are buffers reused by the next call. The same as
+        ``render(image, infer(image))``, which a caller may run on two threads.
         """
-        return self.run_batch([image], order, resolution, color, overlay, confidence,
-                              [out or Buffers()])[0]
+        return self.render(image, self.infer(image, order, confidence), order, resolution,
+                           color, overlay, out)
 
-    def run_batch(self, images, order="bgr", resolution="input", color=False, overlay=False,
-                  confidence=False, out=None):
-        """``run`` for several images in one forward pass; ``out``: one ``Buffers`` each
-        (without it, a batch of several gets fresh arrays: reused ones would overwrite each
-        other)."""
-        labels, probability = self.segmenter.predict(images, order, confidence)
+    def infer(self, image, order="bgr", confidence=False) -> Inferred:
+        """The model's part of ``run``: preprocessing, forward, argmax (and confidence)."""
+        labels, probability = self.segmenter.predict([image], order, confidence)
+        return self._inferred(labels[0], probability[0] if confidence else None)
+
+    def _inferred(self, labels, probability, first=True):
         seg = self.segmenter.last_timing
-        if out is None and len(images) > 1:
-            out = [self._fresh_buffers(self.output_size(image, resolution), color, overlay,
-                                       confidence) for image in images]
-        results = []
-        for i, image in enumerate(images):
-            buffers = out[i] if out else Buffers()
-            results.append(self._finish(image, order, resolution, labels[i],
-                                        probability[i] if confidence else None,
-                                        color, overlay, buffers, seg if i == 0 else None))
-        return results
+        return Inferred(labels.copy(), None if probability is None else probability.copy(),
+                        seg.preprocess_ms if first else 0.0, seg.inference_ms if first else 0.0)
 
-    @staticmethod
-    def _fresh_buffers(size, color, overlay, confidence):
-        width, height = size
-        return Buffers(np.empty((height, width), np.uint8),
-                       np.empty((height, width, 3), np.uint8) if color else None,
-                       np.empty((height, width, 3), np.uint8) if overlay else None,
-                       np.empty((height, width), np.float32) if confidence else None)
-
-    def _finish(self, image, order, resolution, small, probability, color, overlay, out, seg):
-        """Sizes the labels and paints the renderings of one image (``small``: model-size labels)."""
+    def render(self, image, inferred, order="bgr", resolution="input", color=False,
+               overlay=False, out=None) -> Outputs:
+        """The rest of ``run``: labels (and confidence) at the output size, mask, overlay."""
+        out = out or Buffers()
         size = self.output_size(image, resolution)
+        small = inferred.labels
         t0 = time.perf_counter()
         labels = resize_to(small, size, out=out.labels)
         t1 = time.perf_counter()
@@ -169,13 +165,36 @@ class Pipeline:
                                             mask=same_order)
         t3 = time.perf_counter()
         conf = None
-        if probability is not None:
-            conf = resize_to(probability, size, out=out.confidence)  # each label's own
+        if inferred.probability is not None:  # nearest: each label keeps its own confidence
+            conf = resize_to(inferred.probability, size, out=out.confidence)
         t4 = time.perf_counter()
-        forward = (seg.preprocess_ms, seg.inference_ms) if seg is not None else (0.0, 0.0)
-        timing = FrameTiming(forward[0], forward[1], (t1 - t0) * 1e3, (t2 - t1) * 1e3,
-                             (t3 - t2) * 1e3, (t4 - t3) * 1e3)
+        timing = FrameTiming(inferred.preprocess_ms, inferred.inference_ms, (t1 - t0) * 1e3,
+                             (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)
         return Outputs(labels, mask, blended, conf, timing)
+
+    def run_batch(self, images, order="bgr", resolution="input", color=False, overlay=False,
+                  confidence=False, out=None):
+        """``run`` for several images in one forward pass; ``out``: one ``Buffers`` each
+        (without it, a batch of several gets fresh arrays: reused ones would overwrite each
+        other)."""
+        labels, probability = self.segmenter.predict(images, order, confidence)
+        if out is None and len(images) > 1:
+            out = [self._fresh_buffers(self.output_size(image, resolution), color, overlay,
+                                       confidence) for image in images]
+        results = []
+        for i, image in enumerate(images):
+            inferred = self._inferred(labels[i], probability[i] if confidence else None, i == 0)
+            results.append(self.render(image, inferred, order, resolution, color, overlay,
+                                       out[i] if out else None))
+        return results
+
+    @staticmethod
+    def _fresh_buffers(size, color, overlay, confidence):
+        width, height = size
+        return Buffers(np.empty((height, width), np.uint8),
+                       np.empty((height, width, 3), np.uint8) if color else None,
+                       np.empty((height, width, 3), np.uint8) if overlay else None,
+                       np.empty((height, width), np.float32) if confidence else None)
 
     def warm_up(self, frames):
         """One untimed pass (allocations, lazy init), then ``frames`` timed ones on a grey frame.

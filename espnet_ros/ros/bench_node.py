@@ -50,9 +50,11 @@ class InProcess:
         import torch
 
         from ..inference import Pipeline
+        from .params import torch_threads
 
-        if threads:  # the node's setting: the same work, the same threads
-            torch.set_num_threads(threads)
+        # The node's setting: the same work on the same number of threads.
+        torch.set_num_threads(torch_threads({"threads": threads, "device": "cpu"}))
+        self.threads = torch.get_num_threads()
         self.outputs = outputs
         self.pipeline = Pipeline.build(model, input_size=model_size, warmup_frames=warmup)
 
@@ -147,12 +149,13 @@ class NodeRig:
             self.publish()
         raise RuntimeError("the node did not answer within %d s" % timeout)
 
-    def saturate(self, seconds, in_flight=2):
+    def saturate(self, seconds, in_flight=3):
         """Keeps ``in_flight`` frames ahead of the node's outputs for ``seconds``.
 
-        The node always finds a fresh frame when it finishes one, while this process sends no
-        more frames than the node can take (flooding a 2-core machine with megabyte messages
-        would measure the publisher, not the node). Returns the outputs received meanwhile.
+        Three: one being published, one in the model, one waiting, so the node always finds a
+        fresh frame when its model thread is free, while this process sends no more frames
+        than the node can take (flooding a 2-core machine with megabyte messages would measure
+        the publisher, not the node). Returns the outputs received meanwhile.
         """
         self.received = []
         sent = 0
@@ -211,7 +214,7 @@ def camera_message(frame):
 
 
 def run_bench(model, frame, frame_size, model_size, seconds, out_dir, outputs=("label",),
-              rounds=3, env=None, threads=0, executor="single_threaded"):
+              rounds=3, env=None, threads=0, pipelining=True):
     """Runs the interleaved rounds; returns the report dict (also written as JSON/Markdown)."""
     import rclpy
 
@@ -228,7 +231,7 @@ def run_bench(model, frame, frame_size, model_size, seconds, out_dir, outputs=("
     try:
         msg, raw = camera_message(frame)
         rig = NodeRig(model, model_size, list(outputs), out_dir / "bench_node.log", env,
-                      {"threads": threads, "executor": executor})
+                      {"threads": threads, "pipelining": str(pipelining).lower()})
         rig.frame_raw = raw
         rig.wait_ready()
         for index in range(rounds):
@@ -261,7 +264,7 @@ def run_bench(model, frame, frame_size, model_size, seconds, out_dir, outputs=("
         node_exit = rig.close() if rig is not None else None
         rclpy.shutdown()
     report = summarize(model, frame_size, model_size, outputs, seconds, per_round)
-    report.update(threads=threads or "torch default", executor=executor)
+    report.update(threads=inproc.threads, pipelining=pipelining)
     report["skipped_outputs"] = rig.skipped if rig is not None else {}
     report["node_exit_code"] = node_exit
     (out_dir / "bench_node.json").write_text(json.dumps(report, indent=2))
@@ -300,9 +303,9 @@ def round_line(r):
 def markdown(report):
     lines = [
         "%s, model input %s, camera frames %s bgr8, outputs: %s; torch threads: %s; "
-        "node executor: %s" % (report["model"], report["model_size"], report["frame_size"],
-                               ", ".join(report["outputs"]), report.get("threads"),
-                               report.get("executor")),
+        "node pipelining: %s" % (report["model"], report["model_size"], report["frame_size"],
+                                 ", ".join(report["outputs"]), report.get("threads"),
+                                 report.get("pipelining")),
         "",
         "| round | in process FPS | in process p50 / p95 ms | node FPS | ratio | node latency "
         "p50 / p95 ms | added p50 / p95 ms | node CPU (cores) | driver CPU (cores) |",

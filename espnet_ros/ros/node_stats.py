@@ -7,14 +7,16 @@ Stages of a frame, in order (milliseconds, rolling percentiles):
 - ``wait``: from the subscription callback storing the frame to the worker taking it;
 - ``deserialize``: the serialized message to a message object (done by the worker);
 - ``decode``: the message to pixels (``codec.decode``);
-- ``preprocess``, ``inference``, ``postprocess``, ``color``, ``overlay``, ``confidence``:
-  ``Pipeline.run``'s own timing (see ``inference.pipeline.FrameTiming``);
+- ``preprocess``, ``inference``: ``Pipeline.infer`` on the model thread;
+- ``handoff``: the model thread waiting for the publish thread to take the frame;
+- ``postprocess``, ``color``, ``overlay``, ``confidence``: ``Pipeline.render`` on the publish
+  thread (see ``inference.pipeline.FrameTiming``);
 - ``publish``: building and publishing every output message.
 """
 from .diagnostics import FrameCounters, FrequencyStatus, RollingPercentiles, TimestampStatus
 
-STAGES = ("arrival", "wait", "deserialize", "decode", "preprocess", "inference", "postprocess", "color",
-          "overlay", "confidence", "publish")
+STAGES = ("arrival", "wait", "deserialize", "decode", "preprocess", "inference", "handoff",
+          "postprocess", "color", "overlay", "confidence", "publish")
 
 
 class NodeStats:

@@ -33,12 +33,12 @@ SPECS = (
               range=(0, 8192)),
     ParamSpec("input_height", 0, "model input height; 0: the model's native size", RELOAD,
               range=(0, 8192)),
-    ParamSpec("threads", 0, "torch intra-op threads; 0: torch's default (one per core)",
-              STARTUP, range=(0, 256)),
-    ParamSpec("executor", "single_threaded",
-              "rclpy executor: single_threaded, or events (rclpy's EventsExecutor, "
-              "experimental, Kilted and later; falls back with a warning where absent)",
-              STARTUP, choices=("single_threaded", "events")),
+    ParamSpec("threads", 0, "torch intra-op threads; 0: on CPU one core fewer than this "
+              "process may use (at least 1), leaving a core to DDS and the publish thread; "
+              "torch's default on CUDA", STARTUP, range=(0, 256)),
+    ParamSpec("pipelining", True,
+              "render and publish frame N on a second thread while frame N+1 runs through "
+              "the model", STARTUP),
     ParamSpec("warmup_frames", 2, "forward passes before serving (excluded from statistics)",
               STARTUP, range=(0, 100)),
     ParamSpec("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
@@ -130,3 +130,20 @@ def pipeline_kwargs(config):
                 precision=config["precision"], fallback=config["allow_fallback"],
                 palette=config["palette"], alpha=float(config["overlay_alpha"]),
                 warmup_frames=config["warmup_frames"])
+
+
+def torch_threads(config, cores=None):
+    """The intra-op thread count for ``threads`` (None: leave torch's default).
+
+    On a shared 2-core machine a 2-thread forward collapses whenever another thread takes a
+    core (measured 10-50x slower, see README "Node benchmark"), so the default keeps one free.
+    """
+    if config["threads"]:
+        return int(config["threads"])
+    if not str(config["device"]).startswith("cpu"):
+        return None
+    if cores is None:
+        import os
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+    return max(1, cores - 1)

@@ -1,21 +1,24 @@
 """The ROS 2 segmentation node: camera image in; label, colour mask, overlay, info out.
 
 A thin shell around the ROS-free ``inference.Pipeline``. The subscription callback only stores
-the newest serialized frame; one worker thread serves it, and ``SegmentNode._serve`` is the
-whole frame path, top-down: deserialize -> decode -> ``Pipeline.run`` -> publish. Outputs
-carry the input's header and are painted straight into the outgoing messages' buffers.
+the newest serialized frame. The frame path, top-down in the section of that name:
+``_infer`` (deserialize -> decode -> ``Pipeline.infer``) on the model thread, then
+``_render_and_publish`` (``Pipeline.render`` -> publish) on the publish thread, which works on
+frame N while the model runs frame N+1. Outputs carry the input's header and are painted
+straight into the outgoing messages' buffers.
 
 Run with ``ros2 run espnet_ros segment_node`` or, without a ROS install, ``espnet-ros node`` /
 ``python -m espnet_ros.ros.segment_node``.
 """
 import logging
+import queue
 import sys
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 import rclpy
-import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -32,8 +35,22 @@ from .frame_slot import Frame, LatestFrameSlot
 from .interfaces import load_segmentation_info
 from .node_stats import NodeStats
 
+
+class _Job(NamedTuple):
+    """A frame between the model thread and the publish thread."""
+    frame: Frame
+    msg: object           # the deserialized input message
+    image: object         # codec.Decoded
+    wanted: dict          # output name -> has a subscriber and is enabled
+    config: dict          # the parameters the frame was taken with
+    pipeline: object      # the pipeline that ran it (a reload may swap self.pipeline)
+    inferred: object      # Pipeline.infer's result
+    stages: dict          # stage name -> ms, filled along the way
+
+
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 IMAGE_OUTPUTS = ("label", "color_mask", "overlay", "confidence")
+SWITCH_INTERVAL_S = 0.001
 
 
 def _qos(reliability, depth):
@@ -55,6 +72,11 @@ def _descriptor(spec):
     return desc
 
 
+def torch_num_threads():
+    import torch
+    return torch.get_num_threads()
+
+
 def _stamp_ns(header):
     return header.stamp.sec * 10 ** 9 + header.stamp.nanosec
 
@@ -73,9 +95,10 @@ class SegmentNode(Node):
             register_user_models()
         except (OSError, ValueError) as exc:
             self.get_logger().warning("ESPNET_ROS_MODELS: %s" % exc)
-        if self.config["threads"]:
+        threads = P.torch_threads(self.config)
+        if threads:
             import torch
-            torch.set_num_threads(self.config["threads"])
+            torch.set_num_threads(threads)
         self.pipeline = self._build_pipeline(self.config)
 
         self.stats = NodeStats(self.config["min_fps"], self.config["max_fps"],
@@ -102,8 +125,14 @@ class SegmentNode(Node):
                                  self._on_image, in_qos, raw=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name="espnet_worker", daemon=True)
-        self._worker.start()
+        self.handoff = queue.Queue(maxsize=1) if self.config["pipelining"] else None
+        self._threads = [threading.Thread(target=self._model_loop, name="espnet_model",
+                                          daemon=True)]
+        if self.handoff is not None:
+            self._threads.append(threading.Thread(target=self._publish_loop,
+                                                  name="espnet_publish", daemon=True))
+        for thread in self._threads:
+            thread.start()
         self._log_startup()
 
     def _create_outputs(self):
@@ -134,9 +163,10 @@ class SegmentNode(Node):
         p = self.pipeline
         width, height = p.model_size
         self.get_logger().info(
-            "serving %s on %s %s (%s), input %dx%d, expected %.1f FPS (inference only); "
-            "power: %s" % (p.entry.name, p.backend, p.precision, p.device, width, height,
-                           p.expected_fps or 0.0,
+            "serving %s on %s %s (%s, %d torch threads), input %dx%d, expected %.1f FPS "
+            "(inference only); power: %s" % (p.entry.name, p.backend, p.precision, p.device,
+                                             torch_num_threads(), width, height,
+                                             p.expected_fps or 0.0,
                            self.power.meter.name if self.power.meter.available
                            else "unavailable"))
 
@@ -182,8 +212,11 @@ class SegmentNode(Node):
     def _on_camera_info(self, msg):
         self.camera_info = msg
 
-    # ---------------------------------------------------------------- worker
-    def _work(self):
+    # ---------------------------------------------------------------- the frame path
+    # Two threads: the model thread runs frame N+1 through the model while the publish thread
+    # renders and publishes frame N (``pipelining``; without it one thread does both).
+
+    def _model_loop(self):
         last_start = 0.0
         while not self.slot.closed:
             frame = self.slot.take(timeout=0.5)
@@ -199,19 +232,38 @@ class SegmentNode(Node):
                         self.stats.counters.frame_dropped()
                         frame = newer
             last_start = time.monotonic()
-            try:
-                self._serve(frame, last_start)
-            except codec.ImageDecodeError as exc:
-                self.stats.counters.frame_rejected(exc.reason)
-                self.get_logger().error("rejected frame: %s" % exc)
-            except Exception as exc:  # a failing frame must not stop the node
-                if not self.context.ok():
-                    return  # shutting down: publishers are gone
+            job = self._guarded(self._infer, frame, last_start)
+            if job is None:
+                continue
+            if self.handoff is None:
+                self._guarded(self._render_and_publish, job)
+            else:
+                waited = time.perf_counter()
+                self.handoff.put(job)  # blocks while the publish thread is still busy
+                job.stages["handoff"] = (time.perf_counter() - waited) * 1e3
+
+    def _publish_loop(self):
+        while True:
+            job = self.handoff.get()
+            if job is None:  # closed
+                return
+            self._guarded(self._render_and_publish, job)
+
+    def _guarded(self, step, *args):
+        """Runs one step of a frame; a bad or failing frame is counted and logged, never fatal."""
+        try:
+            return step(*args)
+        except codec.ImageDecodeError as exc:
+            self.stats.counters.frame_rejected(exc.reason)
+            self.get_logger().error("rejected frame: %s" % exc)
+        except Exception as exc:  # a failing frame must not stop the node
+            if self.context.ok():  # else shutting down: publishers are gone
                 self.stats.counters.frame_rejected("processing failed")
                 self.get_logger().error("frame failed: %s: %s" % (type(exc).__name__, exc))
+        return None
 
-    def _serve(self, frame, taken):
-        """The frame path: deserialize -> decode -> Pipeline.run -> publish, each stage timed."""
+    def _infer(self, frame, taken):
+        """Model thread: deserialize -> decode -> Pipeline.infer, each stage timed."""
         config, pipeline = self.config, self.pipeline
         stages = {"arrival": frame.arrival_ms, "wait": (taken - frame.received) * 1e3}
         t0 = time.perf_counter()
@@ -220,25 +272,29 @@ class SegmentNode(Node):
         image = codec.decode(msg)
         t2 = time.perf_counter()
         stages.update(deserialize=(t1 - t0) * 1e3, decode=(t2 - t1) * 1e3)
-
         wanted = {name: config["publish_" + name]
                   and self.publishers_by_name[name].get_subscription_count() > 0
                   for name in IMAGE_OUTPUTS}
+        inferred = pipeline.infer(image.pixels, image.order, wanted["confidence"])
+        return _Job(frame, msg, image, wanted, config, pipeline, inferred, stages)
+
+    def _render_and_publish(self, job):
+        """Publish thread: Pipeline.render into the outgoing messages, then publish them."""
+        config, pipeline, image = job.config, job.pipeline, job.image
+        resolution = config["output_resolution"]
         overlay_encoding = codec.overlay_encoding_for(image.encoding)
-        out = pipeline.run(image.pixels, image.order, config["output_resolution"],
-                           color=wanted["color_mask"], overlay=wanted["overlay"],
-                           confidence=wanted["confidence"],
-                           out=self._buffers(pipeline.output_size(image.pixels,
-                                                                  config["output_resolution"]),
-                                             wanted, image.order, overlay_encoding))
+        out = pipeline.render(image.pixels, job.inferred, image.order, resolution,
+                              color=job.wanted["color_mask"], overlay=job.wanted["overlay"],
+                              out=self._buffers(pipeline.output_size(image.pixels, resolution),
+                                                job.wanted, image.order, overlay_encoding))
+        stages = job.stages
         stages.update(zip(("preprocess", "inference", "postprocess", "color", "overlay",
                            "confidence"), out.timing))
-
-        t3 = time.perf_counter()
-        latency_ms = self._publish(msg.header, out, wanted, image.order, overlay_encoding,
-                                   frame.received)
-        stages["publish"] = (time.perf_counter() - t3) * 1e3
-        self.stats.frame_served(stages, latency_ms, _stamp_ns(msg.header) * 1e-9,
+        t0 = time.perf_counter()
+        latency_ms = self._publish(job.msg.header, out, job.wanted, image.order,
+                                   overlay_encoding, job.frame.received, pipeline)
+        stages["publish"] = (time.perf_counter() - t0) * 1e3
+        self.stats.frame_served(stages, latency_ms, _stamp_ns(job.msg.header) * 1e-9,
                                 self.get_clock().now().nanoseconds * 1e-9)
         self.power.frame_done()
 
@@ -261,7 +317,7 @@ class SegmentNode(Node):
             self.overlay_writers[encoding] = codec.ImageWriter(self.kit.Image, encoding)
         return self.overlay_writers[encoding]
 
-    def _publish(self, header, out, wanted, order, overlay_encoding, received):
+    def _publish(self, header, out, wanted, order, overlay_encoding, received, pipeline):
         """Publishes every wanted output with the input's header; returns the latency in ms."""
         pubs = self.publishers_by_name
         if wanted["label"]:
@@ -286,7 +342,7 @@ class SegmentNode(Node):
         latency_ms = self._latency_ms(header, received)
         if self.pub_info is not None and self.config["publish_info"] \
                 and self.pub_info.get_subscription_count():
-            self.pub_info.publish(self._info(header, out, latency_ms))
+            self.pub_info.publish(self._info(header, out, latency_ms, pipeline))
         return latency_ms
 
     def _latency_ms(self, header, received):
@@ -296,8 +352,7 @@ class SegmentNode(Node):
             return (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
         return (time.monotonic() - received) * 1e3
 
-    def _info(self, header, out, latency_ms):
-        pipeline = self.pipeline
+    def _info(self, header, out, latency_ms, pipeline):
         labels = out.labels
         counts = np.bincount(labels.ravel(), minlength=pipeline.entry.num_classes)
         present = np.flatnonzero(counts)
@@ -329,34 +384,26 @@ class SegmentNode(Node):
 
     def destroy_node(self):
         self.slot.close()
-        self._worker.join(timeout=5.0)
+        self._threads[0].join(timeout=5.0)
+        if self.handoff is not None:
+            self.handoff.put(None)
+            self._threads[1].join(timeout=5.0)
         self.power.meter.close()
         return super().destroy_node()
-
-
-def make_executor(kind, logger):
-    """The executor the ``executor`` parameter names; SingleThreadedExecutor where the
-    EventsExecutor does not exist (rclpy before Kilted)."""
-    if kind == "events":
-        try:
-            from rclpy.experimental import EventsExecutor
-            return EventsExecutor()
-        except ImportError as exc:
-            logger.warning("executor:=events is not available in this rclpy (%s); using the "
-                           "SingleThreadedExecutor" % exc)
-    return rclpy.executors.SingleThreadedExecutor()
 
 
 def main(args=None):
     """Entry point of ``ros2 run espnet_ros segment_node``; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    # The model thread needs the GIL back between operators; with Python's 5 ms default a
+    # busy publish or executor thread makes it wait up to that long each time (measured: a
+    # 128x64 forward 12 -> 39 ms next to a busy thread; 19 ms at 1 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     rclpy.init(args=args)
     node = None
     try:
         node = SegmentNode()
-        executor = make_executor(node.config["executor"], node.get_logger())
-        executor.add_node(node)
-        executor.spin()
+        rclpy.spin(node)
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # startup failures: one clear line and a non-zero exit

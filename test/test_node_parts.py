@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from espnet_ros.ros.camera_info import scale_camera_info
+from espnet_ros.ros import camera_info
 from espnet_ros.ros.frame_slot import Frame, LatestFrameSlot
 
 
@@ -33,29 +33,77 @@ def test_slot_wakes_a_waiting_worker_and_closes():
     assert got[1] is None and slot.closed
 
 
-def _info(width=640, height=480):
-    roi = types.SimpleNamespace(x_offset=10, y_offset=20, width=100, height=50)
+def _info(width=640, height=480, binning=(0, 0), roi=(0, 0, 0, 0)):
     return types.SimpleNamespace(
-        width=width, height=height, roi=roi, header=None,
+        width=width, height=height, header=None, binning_x=binning[0], binning_y=binning[1],
+        roi=types.SimpleNamespace(x_offset=roi[0], y_offset=roi[1], width=roi[2],
+                                  height=roi[3], do_rectify=False),
+        distortion_model="plumb_bob", d=[0.1, -0.05, 0.0, 0.0, 0.0],
+        r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         k=[500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0],
         p=[500.0, 0.0, 320.0, 30.0, 0.0, 510.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 
 
 def test_camera_info_scaling_like_image_proc_resize():
-    scaled = scale_camera_info(_info(), 320, 120)
+    scaled = camera_info.for_output(_info(), 320, 120)
     assert (scaled.width, scaled.height) == (320, 120)
     assert scaled.k == [250.0, 0.0, 160.0, 0.0, 127.5, 60.0, 0.0, 0.0, 1.0]
     assert scaled.p == [250.0, 0.0, 160.0, 15.0, 0.0, 127.5, 60.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    assert (scaled.roi.x_offset, scaled.roi.y_offset, scaled.roi.width, scaled.roi.height) == \
-        (5, 5, 50, 12)
+    assert scaled.d == [0.1, -0.05, 0.0, 0.0, 0.0] and scaled.distortion_model == "plumb_bob"
     original = _info()
-    scale_camera_info(original, 10, 10)
+    camera_info.for_output(original, 10, 10)
     assert original.k[0] == 500.0  # the input is not modified
 
 
-def test_camera_info_without_size_is_an_error():
-    with pytest.raises(ValueError, match="no image size"):
-        scale_camera_info(_info(0, 0), 10, 10)
+@pytest.mark.parametrize("binning, roi, image", [
+    ((0, 0), (0, 0, 0, 0), (640, 480)),
+    ((2, 2), (0, 0, 0, 0), (320, 240)),
+    ((1, 1), (100, 60, 400, 300), (400, 300)),
+    ((2, 1), (100, 60, 400, 300), (200, 300)),
+    ((4, 4), (64, 48, 512, 384), (128, 96))])
+def test_binning_and_roi_follow_rep_104_as_image_geometry_reads_them(binning, roi, image):
+    """A 3D point lands on the output pixel that corresponds to its input pixel."""
+    pytest.importorskip("sensor_msgs.msg")
+    geometry = pytest.importorskip("image_geometry", reason="image_geometry is not installed")
+    from sensor_msgs.msg import CameraInfo, RegionOfInterest
+    info = CameraInfo(width=640, height=480, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0],
+                      r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=[500.0, 0.0, 320.0, 0.0, 0.0, 510.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                      binning_x=binning[0], binning_y=binning[1],
+                      roi=RegionOfInterest(x_offset=roi[0], y_offset=roi[1], width=roi[2],
+                                           height=roi[3]))
+    assert camera_info.problem(info) is None and camera_info.image_size(info) == image
+    out_size = (256, 128)
+    out = camera_info.for_output(info, *out_size)
+    assert (out.binning_x, out.binning_y) == (0, 0)  # nobody applies the binning twice
+    assert (out.roi.x_offset, out.roi.y_offset, out.roi.width, out.roi.height) == (0, 0, 0, 0)
+    camera, output = geometry.PinholeCameraModel(), geometry.PinholeCameraModel()
+    camera.from_camera_info(info)
+    output.from_camera_info(out)
+    sx, sy = out_size[0] / image[0], out_size[1] / image[1]
+    for point in ((0.0, 0.0, 5.0), (0.3, -0.2, 2.0), (-1.0, 0.5, 4.0)):
+        u, v = camera.project_3d_to_pixel(point)
+        u2, v2 = output.project_3d_to_pixel(point)
+        assert u2 == pytest.approx(u * sx) and v2 == pytest.approx(v * sy), point
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(width=0, height=0), "no image size"),
+    (dict(k=[float("nan")] + [0.0] * 8), "finite"),
+    (dict(k=[0.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]), "focal lengths"),
+    (dict(k=[500.0, 0.0, 320.0, 0.0, -5.0, 240.0, 0.0, 0.0, 1.0]), "focal lengths"),
+    (dict(p=[1.0] * 11), "P is not"),
+    (dict(d=[float("inf")]), "D holds"),
+    (dict(roi=types.SimpleNamespace(x_offset=600, y_offset=0, width=100, height=10,
+                                    do_rectify=False)), "ROI"),
+    (dict(binning_x=1000), "binning")])
+def test_bad_camera_info_is_named(change, needle):
+    info = _info()
+    for key, value in change.items():
+        setattr(info, key, value)
+    assert needle in camera_info.problem(info)
+    assert camera_info.problem(_info()) is None
 
 
 def test_torch_threads_leave_a_core_on_cpu_and_follow_an_explicit_setting():

@@ -22,6 +22,8 @@ __all__ = [
     "TimestampStatus",
     "RollingPercentiles",
     "FrameCounters",
+    "pipeline_status",
+    "model_status",
     "build_status_records",
     "to_diagnostic_array",
     "STAGE_KEY",
@@ -273,7 +275,8 @@ def _format_input_size(input_size):
     return str(input_size) if input_size else "unknown"
 
 
-def _pipeline_status(counters, inference_ms, latency_ms, max_latency_ms, stage_p50=None):
+def pipeline_status(counters, inference_ms, latency_ms, max_latency_ms, stage_p50=None,
+                    extra_values=()):
     period = counters.take_period()
     level, message = OK, ""
     if period.received == 0:
@@ -314,6 +317,7 @@ def _pipeline_status(counters, inference_ms, latency_ms, max_latency_ms, stage_p
     ])
     for stage, value in (stage_p50 or {}).items():
         values.append((STAGE_KEY % stage, _format_ms(value)))
+    values.extend(extra_values)
     return TaskStatus(level, message, values)
 
 
@@ -330,7 +334,7 @@ def _power_values(power):
     return watts, joules, power.source
 
 
-def _model_status(backend, precision, model, input_size, power):
+def model_status(backend, precision, model, input_size, power):
     watts, joules, source = _power_values(power)
     message = "%s %s" % (backend or "unknown backend", precision or "unknown precision")
     message += ", power unavailable" if watts.startswith("unavailable") else ", %s W" % watts
@@ -366,9 +370,9 @@ def build_status_records(node_name, hardware_id, counters, frequency=None, times
                 level, message = merge_summary(level, message, status.level, status.message)
                 values.extend(status.values)
         tasks.append((TASK_OUTPUT, TaskStatus(level, message, values)))
-    tasks.append((TASK_PIPELINE, _pipeline_status(counters, inference_ms, latency_ms,
+    tasks.append((TASK_PIPELINE, pipeline_status(counters, inference_ms, latency_ms,
                                                   max_latency_ms, stage_p50)))
-    tasks.append((TASK_MODEL, _model_status(backend, precision, model, input_size, power)))
+    tasks.append((TASK_MODEL, model_status(backend, precision, model, input_size, power)))
     return [StatusRecord("%s: %s" % (node_name, task), status.level, status.message,
                          hardware_id, [(str(k), str(v)) for k, v in status.values])
             for task, status in tasks]
@@ -418,7 +422,7 @@ class DiagnosticsReader:
     """
 
     def __init__(self, node, keep=1000, clock=time.monotonic):
-        self.prefix = node.lstrip("/") + ": "
+        self.prefix = "/" + node.strip("/") + ": "  # the node's full name, as it publishes it
         self.reports = collections.deque(maxlen=keep)
         self._clock = clock
 

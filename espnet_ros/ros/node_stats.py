@@ -13,37 +13,46 @@ Stages of a frame, in order (milliseconds, rolling percentiles):
   thread (see ``inference.pipeline.FrameTiming``);
 - ``publish``: building and publishing every output message.
 """
-from .diagnostics import FrameCounters, FrequencyStatus, RollingPercentiles, TimestampStatus
+import threading
+
+from .diagnostics import FrameCounters, RollingPercentiles
 
 STAGES = ("arrival", "wait", "deserialize", "decode", "preprocess", "inference", "handoff",
           "postprocess", "color", "overlay", "confidence", "publish")
 
 
 class NodeStats:
-    """Frame counters, per-stage times, latency, output rate and timestamp delay."""
+    """Frame counters, per-stage times and latency (output rate and stamp delay: the
+    diagnostics' own tasks, see node_diagnostics)."""
 
-    def __init__(self, min_fps=0.0, max_fps=None, max_delay_s=1.0, window=300):
+    def __init__(self, window=300):
         self.counters = FrameCounters()
         self.stages = {name: RollingPercentiles(window) for name in STAGES}
         self.latency_ms = RollingPercentiles(window)
-        self.frequency = FrequencyStatus(min_fps, max_fps)
-        self.timestamps = TimestampStatus(-1.0, max_delay_s)
+        self._lock = threading.Lock()
+        self._camera_info_rejected = 0
+        self._camera_info_problem = ""
 
-    def set_limits(self, min_fps, max_fps, max_delay_s):
-        self.frequency.min_freq = float(min_fps)
-        self.frequency.max_freq = float(max_fps) if max_fps else None
-        self.timestamps.max_acceptable = float(max_delay_s)
+    def camera_info_rejected(self, reason):
+        with self._lock:
+            self._camera_info_rejected += 1
+            self._camera_info_problem = reason
 
-    def frame_served(self, stage_ms, latency_ms, stamp_s, now_s):
-        """One frame published: ``stage_ms`` maps stage names to milliseconds."""
+    def input_values(self):
+        """Diagnostics values about the other inputs (camera_info)."""
+        with self._lock:
+            values = [("Camera infos rejected", "%d" % self._camera_info_rejected)]
+            if self._camera_info_problem:
+                values.append(("Last camera_info problem", self._camera_info_problem))
+        return values
+
+    def frame_served(self, stage_ms, latency_ms):
+        """One frame published: ``stage_ms`` maps stage names to milliseconds (None: none)."""
         self.counters.frame_processed()
         for name, value in stage_ms.items():
             if value is not None:
                 self.stages[name].add(value)
         self.latency_ms.add(latency_ms)
-        self.frequency.tick()
-        if stamp_s > 0:
-            self.timestamps.tick(stamp_s, now_s)
 
     def stage_p50(self):
         """{stage: p50 ms or None}, in stage order."""

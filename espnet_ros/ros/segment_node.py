@@ -21,18 +21,18 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 
 from ..inference import Buffers, Pipeline
 from ..models.registry import register_user_models
 from ..power import PowerMonitor, UnavailablePowerMeter, detect_power_source
-from . import codec
+from . import camera_info, codec
 from . import params as P
-from .camera_info import scale_camera_info
-from .diagnostics import build_status_records, to_diagnostic_array
+from .diagnostics import model_status, pipeline_status
 from .frame_slot import Frame, LatestFrameSlot
 from .interfaces import load_segmentation_info
+from .node_diagnostics import NodeDiagnostics
 from .node_stats import NodeStats
 
 
@@ -101,8 +101,7 @@ class SegmentNode(Node):
             torch.set_num_threads(threads)
         self.pipeline = self._build_pipeline(self.config)
 
-        self.stats = NodeStats(self.config["min_fps"], self.config["max_fps"],
-                               self.config["max_delay_s"])
+        self.stats = NodeStats()
         meter = (UnavailablePowerMeter("disabled by the power_source parameter")
                  if self.config["power_source"] == "none" else detect_power_source())
         self.power = PowerMonitor(meter)
@@ -113,7 +112,8 @@ class SegmentNode(Node):
             self.get_logger().warning("~/info is off: %s" % info_reason)
         self._create_outputs()
         in_qos = _qos(self.config["input_reliability"], self.config["input_depth"])
-        self.camera_info = None
+        self.camera_info = None  # the last valid one
+        self._camera_info_out = None  # (info, width, height, message for the outputs)
         if self.config["use_camera_info"]:
             self.create_subscription(self.kit.CameraInfo, "camera_info", self._on_camera_info,
                                      in_qos)
@@ -123,8 +123,12 @@ class SegmentNode(Node):
         # raw: the executor thread only copies bytes; the worker deserializes (and times it).
         self.create_subscription(self.input_type, "image/compressed" if compressed else "image",
                                  self._on_image, in_qos, raw=True)
+        self.diagnostics = NodeDiagnostics(
+            self, self._pipeline_status, self._model_status,
+            lambda: "espnet_ros/%s" % self.pipeline.device, self.config["min_fps"],
+            self.config["max_fps"], self.config["max_delay_s"])
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info("diagnostics published with %s" % self.diagnostics.implementation)
         self.handoff = queue.Queue(maxsize=1) if self.config["pipelining"] else None
         self._threads = [threading.Thread(target=self._model_loop, name="espnet_model",
                                           daemon=True)]
@@ -133,11 +137,9 @@ class SegmentNode(Node):
                                                   name="espnet_publish", daemon=True))
         for thread in self._threads:
             thread.start()
-        self._log_startup()
+        self._announce_pipeline()
 
     def _create_outputs(self):
-        from diagnostic_msgs.msg import DiagnosticArray
-
         self.kit = codec.rclpy_kit()
         qos = _qos(self.config["output_reliability"], self.config["output_depth"])
         self.publishers_by_name = {
@@ -150,7 +152,18 @@ class SegmentNode(Node):
                          if self.info_cls is not None else None)
         self.pub_camera_info = (self.create_publisher(self.kit.CameraInfo, "~/camera_info", qos)
                                 if self.config["use_camera_info"] else None)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_label_info = None
+        try:  # vision_msgs: a ROS install, or the shared wheels
+            from vision_msgs.msg import LabelInfo
+        except ImportError as exc:
+            self.get_logger().warning("~/label_info is off: vision_msgs is not importable (%s)"
+                                      % exc)
+        else:
+            # Latched: nav2's semantic_segmentation_layer or rviz may subscribe at any time.
+            latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                                 reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.pub_label_info = self.create_publisher(LabelInfo, "~/label_info", latched)
 
     # ---------------------------------------------------------------- startup and parameters
     def _build_pipeline(self, config):
@@ -159,7 +172,21 @@ class SegmentNode(Node):
                                                          pipeline.entry.classes))
         return pipeline
 
-    def _log_startup(self):
+    def _publish_label_info(self):
+        """Class id -> name of the model that serves now (void included), latched."""
+        if self.pub_label_info is None:
+            return
+        from vision_msgs.msg import LabelInfo, VisionClass
+        msg = LabelInfo()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.class_map = [VisionClass(class_id=i, class_name=name)
+                         for i, name in enumerate(self.pipeline.entry.classes)]
+        msg.threshold = 0.0  # every pixel gets its most likely class; ~/confidence says how sure
+        self.pub_label_info.publish(msg)
+
+    def _announce_pipeline(self):
+        """Logs what serves now and republishes ~/label_info (at start and after a reload)."""
+        self._publish_label_info()
         p = self.pipeline
         width, height = p.model_size
         self.get_logger().info(
@@ -180,6 +207,8 @@ class SegmentNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
             new[param.name] = param.value
         changed = {n for n in new if new[n] != self.config[n]}
+        if not changed:  # e.g. diagnostic_updater's own parameters
+            return SetParametersResult(successful=True)
         reload = any(P.BY_NAME[n].change == P.RELOAD for n in changed)
         try:
             if reload:
@@ -197,9 +226,9 @@ class SegmentNode(Node):
             return SetParametersResult(successful=False, reason="not applied: %s" % exc)
         self.config = new
         self.pipeline = pipeline
-        self.stats.set_limits(new["min_fps"], new["max_fps"], new["max_delay_s"])
+        self.diagnostics.set_limits(new["min_fps"], new["max_fps"], new["max_delay_s"])
         if reload:
-            self._log_startup()
+            self._announce_pipeline()
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- callbacks
@@ -210,7 +239,17 @@ class SegmentNode(Node):
         self.slot.put(Frame(raw, time.monotonic(), arrival_ms))
 
     def _on_camera_info(self, msg):
-        self.camera_info = msg
+        """Validated once here: a bad one is counted and dropped, the last good one stays."""
+        reason = camera_info.problem(msg)
+        if reason is None:
+            self.camera_info = msg
+            return
+        self.stats.camera_info_rejected(reason)
+        self.get_logger().warning(
+            "rejected camera_info: %s; %s" % (reason, "keeping the last good one"
+                                              if self.camera_info is not None
+                                              else "~/camera_info waits for a good one"),
+            throttle_duration_sec=5.0)
 
     # ---------------------------------------------------------------- the frame path
     # Two threads: the model thread runs frame N+1 through the model while the publish thread
@@ -294,8 +333,8 @@ class SegmentNode(Node):
         latency_ms = self._publish(job.msg.header, out, job.wanted, image.order,
                                    overlay_encoding, job.frame.received, pipeline)
         stages["publish"] = (time.perf_counter() - t0) * 1e3
-        self.stats.frame_served(stages, latency_ms, _stamp_ns(job.msg.header) * 1e-9,
-                                self.get_clock().now().nanoseconds * 1e-9)
+        self.stats.frame_served(stages, latency_ms)
+        self.diagnostics.output_published(_stamp_ns(job.msg.header) * 1e-9)
         self.power.frame_done()
 
     def _buffers(self, size, wanted, order, overlay_encoding):
@@ -332,13 +371,15 @@ class SegmentNode(Node):
             pubs["overlay"].publish(writer.message(header))
         if wanted["confidence"]:
             pubs["confidence"].publish(self.writers["confidence"].message(header))
-        if self.pub_camera_info is not None and self.camera_info is not None:
-            info = self.camera_info
+        info = self.camera_info
+        if self.pub_camera_info is not None and info is not None:
             height, width = out.labels.shape
-            if (info.width, info.height) != (width, height):
-                info = scale_camera_info(info, width, height)
-            info.header = header
-            self.pub_camera_info.publish(info)
+            cached = self._camera_info_out
+            if cached is None or cached[:3] != (info, width, height):
+                cached = self._camera_info_out = (info, width, height,
+                                                  camera_info.for_output(info, width, height))
+            cached[3].header = header
+            self.pub_camera_info.publish(cached[3])
         latency_ms = self._latency_ms(header, received)
         if self.pub_info is not None and self.config["publish_info"] \
                 and self.pub_info.get_subscription_count():
@@ -371,24 +412,29 @@ class SegmentNode(Node):
         return msg
 
     # ---------------------------------------------------------------- diagnostics
-    def _publish_diagnostics(self):
-        pipeline, stats = self.pipeline, self.stats
-        records = build_status_records(
-            self.get_fully_qualified_name().lstrip("/"), "espnet_ros/%s" % pipeline.device,
-            stats.counters, stats.frequency, stats.timestamps, stats.stages["inference"],
-            stats.latency_ms, backend=pipeline.backend, precision=pipeline.precision,
-            model=pipeline.entry.name, input_size=pipeline.model_size,
-            power=self.power.summary(), max_latency_ms=self.config["max_latency_ms"] or None,
-            stage_p50=stats.stage_p50())
-        self.pub_diagnostics.publish(to_diagnostic_array(records, self.get_clock().now()))
+    def _pipeline_status(self):
+        stats = self.stats
+        return pipeline_status(stats.counters, stats.stages["inference"], stats.latency_ms,
+                               self.config["max_latency_ms"] or None, stats.stage_p50(),
+                               stats.input_values())
+
+    def _model_status(self):
+        p = self.pipeline
+        return model_status(p.backend, p.precision, p.entry.name, p.model_size,
+                            self.power.summary())
 
     def destroy_node(self):
-        self.slot.close()
-        self._threads[0].join(timeout=5.0)
-        if self.handoff is not None:
+        # Parts may be missing when __init__ failed (rclpy may still destroy the node).
+        if hasattr(self, "slot"):
+            self.slot.close()
+        threads = getattr(self, "_threads", [])
+        if threads:
+            threads[0].join(timeout=5.0)
+        if len(threads) > 1:
             self.handoff.put(None)
-            self._threads[1].join(timeout=5.0)
-        self.power.meter.close()
+            threads[1].join(timeout=5.0)
+        if hasattr(self, "power"):
+            self.power.meter.close()
         return super().destroy_node()
 
 

@@ -1,0 +1,139 @@
+"""The node's /diagnostics: ROS's diagnostic_updater where it imports, the same statuses without.
+
+Three tasks, named ``"<node's full name>: <task>"``:
+
+- ``segmentation output``: output rate (FrequencyStatus) and input stamp delay at publishing
+  (TimeStampStatus), merged as a CompositeDiagnosticTask;
+- ``frame pipeline``: counters, percentiles and per-stage times (``diagnostics.pipeline_status``);
+- ``model and power``: what runs and what it draws (``diagnostics.model_status``).
+
+With diagnostic_updater (a ROS install, or the shared wheels) the Updater, its FrequencyStatus
+and its TimeStampStatus do the work; without it ``diagnostics.py`` gives the same names,
+levels, messages and keys (test_diagnostics.py checks both on the same inputs). Two deliberate
+adjustments to the library: status names carry the full node name (the Updater's ``use_fqn``
+would print ``//name`` in the root namespace), and stamps are handed to its TimeStampStatus in
+its own clock (it reads a fresh system clock, so under ``use_sim_time`` every delay would be
+bag time against wall time).
+"""
+import time
+
+from . import diagnostics as D
+
+PERIOD_S = 1.0
+
+
+def _bytes_level(level):
+    return bytes([level]) if isinstance(level, int) else level
+
+
+def _fill(stat, status):
+    """A project ``TaskStatus`` into a diagnostic_updater ``DiagnosticStatusWrapper``."""
+    stat.summary(_bytes_level(status.level), status.message)
+    for key, value in status.values:
+        stat.add(str(key), str(value))
+    return stat
+
+
+class NodeDiagnostics:
+    """Publishes the three tasks once a second for ``node``.
+
+    ``pipeline()`` and ``model()`` return the ``TaskStatus`` of those tasks; ``hardware_id()``
+    the device that runs. ``output_published(stamp_s)`` is called once per published frame.
+    """
+
+    def __init__(self, node, pipeline, model, hardware_id, min_fps, max_fps, max_delay_s,
+                 use_library=True):
+        self.node = node
+        self._pipeline, self._model, self._hardware_id = pipeline, model, hardware_id
+        self.library = None
+        if use_library:
+            try:
+                import diagnostic_updater
+                self.library = diagnostic_updater
+            except ImportError:
+                pass
+        if self.library is not None:
+            self._start_library(min_fps, max_fps, max_delay_s)
+        else:
+            self.frequency = D.FrequencyStatus(min_fps, max_fps or None)
+            self.timestamps = D.TimestampStatus(-1.0, max_delay_s)
+            self._publisher = node.create_publisher(_diagnostic_array_type(), "/diagnostics", 10)
+            node.create_timer(PERIOD_S, self._publish_own)
+
+    @property
+    def implementation(self):
+        return "diagnostic_updater" if self.library is not None else "espnet_ros.ros.diagnostics"
+
+    # ------------------------------------------------------------------ diagnostic_updater
+    def _start_library(self, min_fps, max_fps, max_delay_s):
+        du = self.library
+        self.updater = du.Updater(self.node, period=PERIOD_S)
+        self.updater.node_name = self.node.get_fully_qualified_name()
+        self.updater.setHardwareID(self._hardware_id())
+        self._freq_param = du.FrequencyStatusParam({"min": float(min_fps)}, 0.1, 5)
+        self._stamp_param = du.TimeStampStatusParam(-1.0, float(max_delay_s))
+        self.set_limits(min_fps, max_fps, max_delay_s)
+        self.frequency = du.FrequencyStatus(self._freq_param)
+        self.timestamps = du.TimeStampStatus(self._stamp_param)
+        output = du.CompositeDiagnosticTask(D.TASK_OUTPUT)
+        output.addTask(self.frequency)
+        output.addTask(self.timestamps)
+        self.updater.add(output)
+        self.updater.add(D.TASK_PIPELINE, lambda stat: self._library_task(stat, self._pipeline))
+        self.updater.add(D.TASK_MODEL, lambda stat: self._library_task(stat, self._model))
+
+    def _library_task(self, stat, make):
+        self.updater.setHardwareID(self._hardware_id())  # a reload may change the device
+        stat.hardware_id = self._hardware_id()
+        return _fill(stat, make())
+
+    # ------------------------------------------------------------------ own implementation
+    def _publish_own(self):
+        pipeline, model = self._pipeline(), self._model()
+        output_level, output_message, values = D.OK, "", []
+        for check in (self.frequency, self.timestamps):
+            status = check.run()
+            output_level, output_message = D.merge_summary(output_level, output_message,
+                                                           status.level, status.message)
+            values.extend(status.values)
+        tasks = ((D.TASK_OUTPUT, D.TaskStatus(output_level, output_message, values)),
+                 (D.TASK_PIPELINE, pipeline), (D.TASK_MODEL, model))
+        name = self.node.get_fully_qualified_name()
+        records = [D.StatusRecord("%s: %s" % (name, task), status.level, status.message,
+                                  self._hardware_id(),
+                                  [(str(k), str(v)) for k, v in status.values])
+                   for task, status in tasks]
+        self._publisher.publish(D.to_diagnostic_array(records, self.node.get_clock().now()))
+
+    # ------------------------------------------------------------------ both
+    def set_limits(self, min_fps, max_fps, max_delay_s):
+        if self.library is not None:
+            bound = self._freq_param.freq_bound
+            bound["min"] = float(min_fps)
+            if max_fps:
+                bound["max"] = float(max_fps)
+            else:
+                bound.pop("max", None)
+            self._stamp_param.max_acceptable = float(max_delay_s)
+        else:
+            self.frequency.min_freq = float(min_fps)
+            self.frequency.max_freq = float(max_fps) if max_fps else None
+            self.timestamps.max_acceptable = float(max_delay_s)
+
+    def output_published(self, stamp_s):
+        """One frame's outputs went out; ``stamp_s``: its input stamp (0: unstamped)."""
+        self.frequency.tick()
+        if stamp_s <= 0:
+            return
+        now_s = self.node.get_clock().now().nanoseconds * 1e-9
+        if self.library is not None:
+            # The library's TimeStampStatus compares with a fresh system clock: hand it the
+            # stamp shifted so that its delay is the node clock's (sim time included).
+            self.timestamps.tick(float(stamp_s + (time.time() - now_s)))
+        else:
+            self.timestamps.tick(stamp_s, now_s)
+
+
+def _diagnostic_array_type():
+    from diagnostic_msgs.msg import DiagnosticArray
+    return DiagnosticArray

@@ -59,25 +59,15 @@ def test_camera_info_without_size_is_an_error():
         scale_camera_info(_info(0, 0), 10, 10)
 
 
-def test_cv_bridge_is_used_where_importable(monkeypatch):
+def test_the_project_converter_is_used_even_where_cv_bridge_imports(monkeypatch):
     pytest.importorskip("rclpy")
     from espnet_ros.ros import segment_node
-    from espnet_ros.ros.image_codec import ImageDecodeError, image_to_bgr
-
-    monkeypatch.setitem(sys.modules, "cv_bridge", None)  # import fails as without a ROS install
-    decode, name = segment_node.raw_image_decoder()
-    assert decode is image_to_bgr and name == "image_codec"
+    from espnet_ros.ros.image_codec import image_to_bgr
 
     class FakeBridge:
         def imgmsg_to_cv2(self, msg, encoding):
-            if msg.encoding == "bad":
-                raise RuntimeError("unsupported")
-            return ("converted", encoding)
+            raise AssertionError("cv_bridge must not be used")
 
-    monkeypatch.setitem(sys.modules, "cv_bridge", types.SimpleNamespace(CvBridge=FakeBridge))
-    decode, name = segment_node.raw_image_decoder()
-    assert name == "cv_bridge"
-    ok = types.SimpleNamespace(encoding="rgb8", width=2, height=2)
-    assert decode(ok) == ("converted", "bgr8")
-    with pytest.raises(ImageDecodeError, match="cv_bridge cannot convert bad 2x2"):
-        decode(types.SimpleNamespace(encoding="bad", width=2, height=2))
+    for module in (None, types.SimpleNamespace(CvBridge=FakeBridge)):
+        monkeypatch.setitem(sys.modules, "cv_bridge", module)
+        assert segment_node.raw_image_decoder() == (image_to_bgr, "image_codec")

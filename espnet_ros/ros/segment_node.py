@@ -13,7 +13,6 @@ import time
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -41,7 +40,9 @@ from .image_codec import (
 )
 from .interfaces import load_segmentation_info
 from .pipeline import build_pipeline
+from .shutdown import StopRequested, exit_now, init_ros, shutdown_ros, spin_until_stopped
 
+WORKER_STOP_TIMEOUT_S = 1.0
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 
 
@@ -65,25 +66,14 @@ def _descriptor(spec):
 
 
 def raw_image_decoder():
-    """cv_bridge where it is importable (a ROS install), else the project's own converter.
+    """The project's converter (image_codec), also where cv_bridge imports.
 
-    Both give BGR uint8 with the same conversions (see image_codec); cv_bridge errors become
-    ImageDecodeError so a bad frame is rejected the same way.
+    Checked against the real cv_bridge 4.1.0 (Kilted): it mis-decodes rows whose ``step`` is not
+    a multiple of the pixel size (padded bgr8, rgb8, bgra8, yuv422) and fails on big-endian
+    mono16 under NumPy 2, where image_codec is right. Preferring cv_bridge needs a parity test
+    that shows where it is right (issue 9, part 4).
     """
-    try:
-        from cv_bridge import CvBridge
-    except ImportError:
-        return image_to_bgr, "image_codec"
-    bridge = CvBridge()
-
-    def decode(msg):
-        try:
-            return bridge.imgmsg_to_cv2(msg, "bgr8")
-        except Exception as exc:  # CvBridgeError, TypeError, cv2.error
-            raise ImageDecodeError("cv_bridge cannot convert %s %dx%d: %s"
-                                   % (msg.encoding, msg.width, msg.height, exc)) from exc
-
-    return decode, "cv_bridge"
+    return image_to_bgr, "image_codec"
 
 
 def _rejection_key(exc):
@@ -325,30 +315,41 @@ class SegmentNode(Node):
 
     def destroy_node(self):
         self.slot.close()
-        self._worker.join(timeout=5.0)
+        # A frame in flight may take seconds on a loaded CPU; shutdown must not wait for it.
+        self._worker.join(timeout=WORKER_STOP_TIMEOUT_S)
         self.power.meter.close()
         return super().destroy_node()
 
 
 def main(args=None):
-    """Entry point of ``ros2 run espnet_ros segment_node``; returns the exit code."""
+    """Entry point of ``ros2 run espnet_ros segment_node``; ends the process.
+
+    Exit code 0 after SIGINT or SIGTERM (any number of them, see shutdown.py); 1 with one line
+    when the node cannot start (missing weights, unusable backend, bad parameter).
+    """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    rclpy.init(args=args)
+    stop = init_ros(args)
     node = None
+    code = 0
     try:
-        node = SegmentNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
+        with stop.interrupting():  # a signal during model loading and warm-up ends the start
+            node = SegmentNode()
+        spin_until_stopped(node, stop)
+    except StopRequested:
         pass
-    except Exception as exc:  # startup failures: one clear line and a non-zero exit
-        logging.getLogger("espnet_ros").error("segment_node failed to start: %s", exc)
-        return 1
+    except Exception as exc:
+        if node is not None:
+            raise  # a failure while serving keeps its traceback
+        logging.getLogger("espnet_ros").error("segment_node failed to start: %s",
+                                              str(exc) or type(exc).__name__)
+        code = 1
     finally:
+        if stop.requested.is_set():
+            logging.getLogger("espnet_ros").info("stopping on %s", stop.name)
         if node is not None:
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+        shutdown_ros()
+    exit_now(code)
 
 
 if __name__ == "__main__":

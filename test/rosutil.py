@@ -181,3 +181,12 @@ def environ_of(pid):
     with open("/proc/%d/environ" % pid, "rb") as f:
         items = [item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item]
     return {k.decode(): v.decode() for k, v in items}
+
+
+def catches_signal(pid, signum):
+    """Whether process ``pid`` has a handler installed for ``signum`` (SigCgt in /proc)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (int(signum) - 1) & 1)
+    return False

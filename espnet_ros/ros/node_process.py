@@ -22,8 +22,8 @@ LAUNCH_ARGUMENT_PARAMS = ("model", "backend", "device", "use_sim_time")
 
 
 def node_command(namespace, params, remaps=(), params_file=None):
-    """The command line of ``python -m espnet_ros.ros.segment_node`` with ROS arguments."""
-    cmd = [sys.executable, "-m", "espnet_ros.ros.segment_node", "--ros-args",
+    """The command line of ``python -m espnet_ros.ros.node_main`` with ROS arguments."""
+    cmd = [sys.executable, "-m", "espnet_ros.ros.node_main", "--ros-args",
            "-r", "__ns:=" + namespace]
     if params_file:
         cmd += ["--params-file", str(params_file)]

@@ -3,10 +3,9 @@
 A thin shell around the ROS-free pipeline: the subscription callback only stores the newest
 frame; one worker thread decodes, segments, renders and publishes. Outputs carry the input's
 header. Run with ``ros2 run espnet_ros segment_node`` or, without a ROS install,
-``espnet-ros node`` / ``python -m espnet_ros.ros.segment_node``.
+``espnet-ros node`` / ``python -m espnet_ros.ros.node_main`` (entry point: node_main.main).
 """
 import array
-import logging
 import sys
 import threading
 import time
@@ -40,7 +39,6 @@ from .image_codec import (
 )
 from .interfaces import load_segmentation_info
 from .pipeline import build_pipeline
-from .shutdown import StopRequested, exit_now, init_ros, shutdown_ros, spin_until_stopped
 
 WORKER_STOP_TIMEOUT_S = 1.0
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
@@ -321,36 +319,6 @@ class SegmentNode(Node):
         return super().destroy_node()
 
 
-def main(args=None):
-    """Entry point of ``ros2 run espnet_ros segment_node``; ends the process.
-
-    Exit code 0 after SIGINT or SIGTERM (any number of them, see shutdown.py); 1 with one line
-    when the node cannot start (missing weights, unusable backend, bad parameter).
-    """
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    stop = init_ros(args)
-    node = None
-    code = 0
-    try:
-        with stop.interrupting():  # a signal during model loading and warm-up ends the start
-            node = SegmentNode()
-        spin_until_stopped(node, stop)
-    except StopRequested:
-        pass
-    except Exception as exc:
-        if node is not None:
-            raise  # a failure while serving keeps its traceback
-        logging.getLogger("espnet_ros").error("segment_node failed to start: %s",
-                                              str(exc) or type(exc).__name__)
-        code = 1
-    finally:
-        if stop.requested.is_set():
-            logging.getLogger("espnet_ros").info("stopping on %s", stop.name)
-        if node is not None:
-            node.destroy_node()
-        shutdown_ros()
-    exit_now(code)
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from .node_main import main
+    main(sys.argv)

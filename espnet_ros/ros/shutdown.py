@@ -62,15 +62,16 @@ class StopSignals:
             self._interrupt = False
 
 
-def init_ros(args=None):
+def init_ros(args=None, stop=None):
     """rclpy.init() without rclpy's signal handlers, then ours; returns the StopSignals.
 
     ``signal_handler_options`` exists from Humble on (Humble, Jazzy and Kilted all take it);
-    older rclpy installs its handlers unconditionally, and ours replace them.
+    older rclpy installs its handlers unconditionally, and ours replace them. ``stop``: the
+    StopSignals already installed (before slow imports), kept with its state.
     """
     import rclpy
 
-    stop = StopSignals()
+    stop = stop or StopSignals()
     try:
         from rclpy.signals import SignalHandlerOptions
     except ImportError:
@@ -100,9 +101,10 @@ def spin_until_stopped(node, stop, period=0.1):
 
 
 def shutdown_ros():
-    import rclpy
-
-    rclpy.try_shutdown()
+    """rclpy.try_shutdown() where rclpy was imported (a stop during imports comes before)."""
+    rclpy = sys.modules.get("rclpy")
+    if rclpy is not None:
+        rclpy.try_shutdown()
 
 
 def exit_now(code):

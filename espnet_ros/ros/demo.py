@@ -162,7 +162,7 @@ def _watch(watcher, watcher_node, node, out_dir, startup_timeout, duration, star
     """Spins the watcher until ``duration`` s after the first output; returns the summary."""
     import rclpy
 
-    first = None
+    first = serving = None
     last_print = start
     while True:
         rclpy.spin_once(watcher_node, timeout_sec=0.05)
@@ -171,10 +171,13 @@ def _watch(watcher, watcher_node, node, out_dir, startup_timeout, duration, star
             raise RuntimeError("the node exited with code %d: %s (log: %s)"
                                % (node.proc.returncode, node.last_error(), node.log_path))
         if first is None:
+            if serving is None and "]: serving " in node.log():
+                serving = now  # model loaded and warmed up (the node's start-up line)
             if watcher.stamps and watcher.first_label is not None:
                 first = now  # model loading and warm-up are not part of the numbers
-                print("demo: first label %.1f s after %s started"
-                      % (watcher.first_label - start, started), flush=True)
+                print("demo: first label %.1f s after %s started (the node was serving after "
+                      "%.1f s)" % (watcher.first_label - start, started,
+                                   (serving or now) - start), flush=True)
             elif now - start > startup_timeout:
                 raise RuntimeError("no output from the node within %.0f s; see %s"
                                    % (startup_timeout, out_dir / "node.log"))

@@ -1,8 +1,15 @@
 """Shared fixtures. Third-party data is read from the folder named by ESPNET_ROS_DATA."""
+import logging
 import os
 from pathlib import Path
 
 import pytest
+
+# launch_testing's pytest plugins (auto-loaded once the ROS 2 tools are installed) import
+# launch.logging, which makes every logger created afterwards a LaunchLogger that does not
+# propagate: caplog would see none of the project's records. Loggers created from here on are
+# plain ones again (launch adds its own handlers to the loggers it uses).
+logging.setLoggerClass(logging.Logger)
 
 DATA_ENV = "ESPNET_ROS_DATA"
 

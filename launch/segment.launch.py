@@ -1,21 +1,67 @@
 """Launch the ESPNet segmentation node (and optionally rviz).
 
     ros2 launch espnet_ros segment.launch.py image:=/camera/image_raw model:=espnet-p2q5-cityscapes
-    ros2 launch espnet_ros segment.launch.py namespace:=front image:=/front/image_raw
-    ros2 launch espnet_ros segment.launch.py namespace:=rear image:=/rear/image_raw rviz:=false
+    ros2 launch espnet_ros segment.launch.py namespace:=front image:=/front/image_raw rviz:=true
 
 Several cameras: one launch per camera, each with its own namespace.
+
+DDS: by default the node inherits the user's discovery range, RMW and Fast DDS profile, so it
+is reachable from other machines as any other node is. Only Fast DDS users who set no profile
+of their own get config/fastdds_large_images.xml (a shared-memory segment that holds large
+images; normal UDP). ``discovery_range`` and ``fastdds_profile`` override both, e.g. to keep a
+test on one machine.
 """
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 PACKAGE = "espnet_ros"
+LARGE_IMAGE_PROFILE = "fastdds_large_images.xml"
+
+
+def _environment(context):
+    """The launch-time environment (SetEnvironmentVariable of an enclosing launch included)."""
+    return getattr(context, "environment", os.environ)
+
+
+def dds_settings(context, share):
+    """SetEnvironmentVariable actions for the discovery range and the Fast DDS profile."""
+    env = _environment(context)
+    actions = []
+    discovery_range = LaunchConfiguration("discovery_range").perform(context)
+    if discovery_range:
+        actions.append(SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", discovery_range))
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    fast_dds = env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps")
+    if not profile and fast_dds and not env.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        profile = os.path.join(share, "config", LARGE_IMAGE_PROFILE)
+    if profile:
+        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile))
+    return actions
+
+
+def rviz(context, share):
+    """rviz2 with the overlay and colour mask, or one line saying why not."""
+    if not IfCondition(LaunchConfiguration("rviz")).evaluate(context):
+        return []
+    try:
+        get_package_prefix("rviz2")
+    except PackageNotFoundError:
+        return [LogInfo(msg="rviz:=true, but rviz2 is not installed here (apt install "
+                            "ros-$ROS_DISTRO-rviz2); the node runs without it")]
+    return [Node(
+        package="rviz2",
+        executable="rviz2",
+        name="espnet_rviz",
+        namespace=LaunchConfiguration("namespace"),
+        arguments=["-d", os.path.join(share, "config", "espnet.rviz")],
+        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
+    )]
 
 
 def generate_launch_description():
@@ -35,12 +81,13 @@ def generate_launch_description():
                               description="node parameters (YAML)"),
         DeclareLaunchArgument("use_sim_time", default_value="false"),
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
-        DeclareLaunchArgument("localhost_only", default_value="LOCALHOST",
+        DeclareLaunchArgument("discovery_range", default_value="",
                               description="ROS_AUTOMATIC_DISCOVERY_RANGE for these processes "
-                                          "(SUBNET to reach other machines)"),
-        DeclareLaunchArgument("fastdds_profile",
-                              default_value=os.path.join(share, "config", "fastdds_localhost.xml"),
-                              description="Fast DDS profile (large-image shared memory)"),
+                                          "(LOCALHOST, SUBNET, OFF); empty: inherited"),
+        DeclareLaunchArgument("fastdds_profile", default_value="",
+                              description="FASTDDS_DEFAULT_PROFILES_FILE for these processes; "
+                                          "empty: the user's own, else (Fast DDS) "
+                                          "config/" + LARGE_IMAGE_PROFILE),
     ]
     node = Node(
         package=PACKAGE,
@@ -54,18 +101,8 @@ def generate_launch_description():
         remappings=[("image", arg("image")), ("image/compressed", [arg("image"), "/compressed"]),
                     ("camera_info", arg("camera_info"))],
     )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="espnet_rviz",
-        namespace=arg("namespace"),
-        arguments=["-d", os.path.join(share, "config", "espnet.rviz")],
-        parameters=[{"use_sim_time": arg("use_sim_time")}],
-        condition=IfCondition(arg("rviz")),
-    )
     return LaunchDescription(arguments + [
-        SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", arg("localhost_only")),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
+        OpaqueFunction(function=dds_settings, args=[share]),
         node,
-        rviz,
+        OpaqueFunction(function=rviz, args=[share]),
     ])

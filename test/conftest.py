@@ -1,8 +1,15 @@
 """Shared fixtures. Third-party data is read from the folder named by ESPNET_ROS_DATA."""
+import logging
 import os
 from pathlib import Path
 
 import pytest
+
+# launch_testing's pytest plugins (auto-loaded once the ROS 2 tools are installed) import
+# launch.logging, which makes every logger created afterwards a LaunchLogger that does not
+# propagate: caplog would see none of the project's records. Loggers created from here on are
+# plain ones again (launch adds its own handlers to the loggers it uses).
+logging.setLoggerClass(logging.Logger)
 
 DATA_ENV = "ESPNET_ROS_DATA"
 
@@ -88,4 +95,31 @@ def interfaces_env(interfaces_workspace):
     """Environment for processes that use espnet_ros.msg; also applied to this process."""
     env = {"ESPNET_ROS_INTERFACES_PREFIX": str(interfaces_workspace["prefix"])}
     os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def ros2_env(interfaces_workspace):
+    """The environment of a ROS user on the colcon install tree, for the real ROS 2 tools.
+
+    ``AMENT_PREFIX_PATH=<install>:<venv>`` and the venv's bin first on PATH (the node's
+    launcher starts ``python3``), as on a ROS install; nothing points at the install tree
+    otherwise. DDS stays on loopback (this project's tests). Skips where the tools are absent:
+    setup-env.sh installs them from ESPNET_ROS_ROS2 or a ROS install provides them.
+    """
+    import importlib.util
+    import shutil
+    import sys
+
+    from espnet_ros.ros.env import localhost_env
+    bin_dir = os.path.join(sys.prefix, "bin")
+    if importlib.util.find_spec("launch_ros") is None or \
+            shutil.which("ros2", path=bin_dir + os.pathsep + os.environ.get("PATH", "")) is None:
+        pytest.skip("the ROS 2 tools (ros2, launch_ros) are not installed: scripts/setup-env.sh "
+                    "installs them from ESPNET_ROS_ROS2, or source a ROS 2 install")
+    env = localhost_env()
+    env.pop("ESPNET_ROS_INTERFACES_PREFIX", None)
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(interfaces_workspace["prefix"]), sys.prefix])
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -1,4 +1,7 @@
 """Helpers for tests that run the node in its own process and talk to it over real DDS."""
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -90,3 +93,100 @@ def padded_image(pixels, encoding, pad=8, bigendian=False, stamp_msg=None, frame
     if stamp_msg is not None:
         msg.header.stamp = stamp_msg
     return msg
+
+
+def start_probe(name):
+    """rclpy in this process (loopback-only DDS) with one test node; ``stop_probe`` ends it."""
+    import rclpy
+
+    from espnet_ros.ros.env import apply_localhost_env
+    apply_localhost_env()
+    rclpy.init()
+    return Probe(rclpy.create_node(name))
+
+
+def stop_probe(probe):
+    import rclpy
+    probe.node.destroy_node()
+    rclpy.shutdown()
+
+
+class Started:
+    """A command in its own process group with its output in a log file."""
+
+    def __init__(self, cmd, env, log_path):
+        self.log_path = Path(log_path)
+        self._log = open(str(self.log_path), "w")
+        self.proc = subprocess.Popen([str(c) for c in cmd], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def wait_for_log(self, text, timeout=180.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.proc.poll() is None:
+            if text in self.log():
+                return True
+            time.sleep(0.1)
+        return text in self.log()
+
+    def signal_group(self, signum):
+        """As a terminal's Ctrl-C does: every process of the group gets the signal."""
+        os.killpg(self.proc.pid, signum)
+
+    def stop(self, signum=signal.SIGINT, timeout=30.0):
+        """Signal (if still running), wait; returns (exit code, seconds it took to exit)."""
+        start = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.proc.wait()
+        self._log.close()
+        return self.proc.returncode, time.monotonic() - start
+
+    def wait(self, timeout=30.0):
+        start = time.monotonic()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.proc.wait()
+        self._log.close()
+        return self.proc.returncode, time.monotonic() - start
+
+
+def child_pids(pid):
+    """PIDs whose parent is ``pid`` (from /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    # "pid (comm) state ppid ...": comm may hold spaces, so split after ')'
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                children.append(int(entry))
+    return children
+
+
+def environ_of(pid):
+    """The environment a running process was started with (from /proc)."""
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        items = [item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item]
+    return {k.decode(): v.decode() for k, v in items}
+
+
+def catches_signal(pid, signum):
+    """Whether process ``pid`` has a handler installed for ``signum`` (SigCgt in /proc)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (int(signum) - 1) & 1)
+    return False

@@ -23,6 +23,9 @@ def add_parser(sub):
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra node parameter (repeatable)")
+    p.add_argument("--starter", choices=("auto", "launch", "direct"), default="auto",
+                   help="start the node with `ros2 launch espnet_ros segment.launch.py` (launch), "
+                        "directly (direct), or with ros2 launch where it is available (auto)")
     p.set_defaults(func=run)
 
 
@@ -34,7 +37,7 @@ def run(args):
     extra = dict(item.split(":=", 1) for item in args.param)
     try:
         run_demo(source, args.out, args.model, args.rate, args.duration, args.encoding,
-                 extra_params=extra, size=args.size)
+                 extra_params=extra, size=args.size, starter=args.starter)
     except RuntimeError as exc:
         raise CommandError(str(exc)) from exc
     return 0

@@ -14,5 +14,5 @@ def add_parser(sub):
 def run(args):
     from ..ros.env import apply_localhost_env
     apply_localhost_env()
-    from ..ros.segment_node import main
+    from ..ros.node_main import main
     return main(["espnet-ros-node"] + list(args.ros_args))

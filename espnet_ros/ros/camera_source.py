@@ -110,29 +110,31 @@ def image_message(kit, image, encoding, stamp, frame_id):
 def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="camera",
                loop=True, count=0, size=None, camera_info=True, reliable=False, bag_topic=None,
                node_name="espnet_camera"):
-    """Publishes frames until ``count`` (0: forever, or the source's end when not looping)."""
+    """Publishes frames until ``count`` (0: forever, or the source's end when not looping).
+
+    SIGINT and SIGTERM stop it cleanly (see shutdown.py); returns the number of frames sent.
+    """
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     from . import codec
     from .env import apply_localhost_env
+    from .shutdown import StopRequested, init_ros, shutdown_ros
 
     apply_localhost_env()
     compressed = encoding in ("jpeg", "png")
-    rclpy.init()
-    node = rclpy.create_node(node_name)
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                     reliability=ReliabilityPolicy.RELIABLE if reliable
-                     else ReliabilityPolicy.BEST_EFFORT)
-    image_topic = topic + "/compressed" if compressed and not topic.endswith("compressed") else topic
-    kit = codec.rclpy_kit()
-    pub = node.create_publisher(kit.CompressedImage if compressed else kit.Image, image_topic, qos)
-    info_pub = node.create_publisher(kit.CameraInfo, "camera_info", qos) if camera_info else None
-    period = 1.0 / rate if rate > 0 else 0.0
+    stop = init_ros()
+    node = None
     sent = 0
-    next_time = time.monotonic()
     try:
+        kit = codec.rclpy_kit()
+        with stop.interrupting():
+            node, pub, info_pub = _camera_node(kit, node_name, topic, compressed, camera_info,
+                                               reliable)
+        period = 1.0 / rate if rate > 0 else 0.0
+        next_time = time.monotonic()
         for image in frames(source, loop, size, bag_topic):
+            if stop.requested.is_set():
+                break
             stamp = node.get_clock().now().to_msg()
             pub.publish(image_message(kit, image, encoding, stamp, frame_id))
             if info_pub is not None:
@@ -146,13 +148,27 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
             rclpy.spin_once(node, timeout_sec=0)
             delay = next_time - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                stop.requested.wait(delay)
             else:
                 next_time = time.monotonic()
-    except KeyboardInterrupt:
+    except StopRequested:
         pass
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        if node is not None:
+            node.destroy_node()
+        shutdown_ros()
     return sent
+
+
+def _camera_node(kit, node_name, topic, compressed, camera_info, reliable):
+    import rclpy
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    node = rclpy.create_node(node_name)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                     reliability=ReliabilityPolicy.RELIABLE if reliable
+                     else ReliabilityPolicy.BEST_EFFORT)
+    image_topic = topic + "/compressed" if compressed and not topic.endswith("compressed") else topic
+    pub = node.create_publisher(kit.CompressedImage if compressed else kit.Image, image_topic, qos)
+    info_pub = node.create_publisher(kit.CameraInfo, "camera_info", qos) if camera_info else None
+    return node, pub, info_pub

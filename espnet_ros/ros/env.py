@@ -1,4 +1,9 @@
-"""Environment for processes that start ROS: DDS stays on this machine unless told otherwise."""
+"""DDS settings for the processes this project starts (tests, demo, benchmarks, CI).
+
+They stay on this machine: loopback discovery and config/fastdds_localhost.xml (UDP on
+127.0.0.1, a shared-memory segment large enough for images). The product itself, the launch
+file, keeps the user's settings; it gets these through ``localhost_launch_arguments()``.
+"""
 import os
 from pathlib import Path
 
@@ -28,6 +33,15 @@ def localhost_env(base=None):
     if profile:
         env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
     return env
+
+
+def localhost_launch_arguments():
+    """The segment.launch.py arguments that confine the launched processes to loopback."""
+    arguments = ["discovery_range:=LOCALHOST"]
+    profile = profile_path()
+    if profile:
+        arguments.append("fastdds_profile:=" + profile)
+    return arguments
 
 
 def apply_localhost_env():

@@ -10,7 +10,9 @@ machine with the ROS 2 pip wheels, after ``scripts/build_interfaces.sh``.
 2. the install prefix named by ``ESPNET_ROS_INTERFACES_PREFIX`` (what build_interfaces.sh
    writes into its env file): its site-packages directory is appended to ``sys.path`` and to
    ``espnet_ros.__path__``, so the library keeps coming from where it was imported
-   (pip, editable install, source tree) and only ``espnet_ros.msg`` comes from the prefix.
+   (pip, editable install, source tree) and only ``espnet_ros.msg`` comes from the prefix;
+3. the same with the package's prefix in the ament index (``AMENT_PREFIX_PATH``), which is how
+   ``ros2 launch``/``ros2 run`` found the node without a sourced workspace.
 
 The typesupport libraries (``<prefix>/lib/libespnet_ros__rosidl_*.so``) carry no RUNPATH and
 are normally found through ``LD_LIBRARY_PATH``, which a running process cannot change for its
@@ -152,6 +154,15 @@ def _check_typesupport(cls, msg_file):
         hint), note
 
 
+def _ament_prefix():
+    """The install prefix of this package in the ament index, or None."""
+    try:
+        from ament_index_python.packages import get_package_prefix
+        return get_package_prefix(PACKAGE)
+    except Exception:  # no ament_index_python, no AMENT_PREFIX_PATH, package not in it
+        return None
+
+
 def load_segmentation_info(prefix=None):
     """Return ``(SegmentationInfo class or None, reason)``.
 
@@ -166,10 +177,11 @@ def load_segmentation_info(prefix=None):
         errors.append("espnet_ros.msg is not importable (%s: %s)" % (type(exc).__name__, exc))
 
     if cls is None:
-        prefix = prefix or os.environ.get(PREFIX_ENV)
+        prefix = prefix or os.environ.get(PREFIX_ENV) or _ament_prefix()
         if not prefix:
-            return None, "%s; %s is not set (build the interfaces with " \
-                "scripts/build_interfaces.sh or source a ROS 2 workspace)" % (errors[0], PREFIX_ENV)
+            return None, "%s; %s is not set and the ament index has no %s (build the " \
+                "interfaces with scripts/build_interfaces.sh or source a ROS 2 workspace)" % (
+                    errors[0], PREFIX_ENV, PACKAGE)
         prefix = os.path.abspath(prefix)
         site_dir = _add_prefix_to_path(prefix)
         if site_dir is None:

@@ -8,9 +8,8 @@ frame N while the model runs frame N+1. Outputs carry the input's header and are
 straight into the outgoing messages' buffers.
 
 Run with ``ros2 run espnet_ros segment_node`` or, without a ROS install, ``espnet-ros node`` /
-``python -m espnet_ros.ros.segment_node``.
+``python -m espnet_ros.ros.node_main`` (entry point: node_main.main, which handles signals).
 """
-import logging
 import queue
 import sys
 import threading
@@ -18,7 +17,6 @@ import time
 from typing import NamedTuple
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -50,7 +48,8 @@ class _Job(NamedTuple):
 
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 IMAGE_OUTPUTS = ("label", "color_mask", "overlay", "confidence")
-SWITCH_INTERVAL_S = 0.001
+# A frame in flight may take seconds on a loaded CPU; shutdown must not wait for it.
+WORKER_STOP_TIMEOUT_S = 1.0
 
 
 def _qos(reliability, depth):
@@ -282,8 +281,11 @@ class SegmentNode(Node):
                 job.stages["handoff"] = (time.perf_counter() - waited) * 1e3
 
     def _publish_loop(self):
-        while True:
-            job = self.handoff.get()
+        while not self.slot.closed:
+            try:
+                job = self.handoff.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if job is None:  # closed
                 return
             self._guarded(self._render_and_publish, job)
@@ -429,39 +431,18 @@ class SegmentNode(Node):
             self.slot.close()
         threads = getattr(self, "_threads", [])
         if threads:
-            threads[0].join(timeout=5.0)
+            threads[0].join(timeout=WORKER_STOP_TIMEOUT_S)
         if len(threads) > 1:
-            self.handoff.put(None)
-            threads[1].join(timeout=5.0)
+            try:
+                self.handoff.put_nowait(None)
+            except queue.Full:  # busy with a frame: it sees the closed slot afterwards
+                pass
+            threads[1].join(timeout=WORKER_STOP_TIMEOUT_S)
         if hasattr(self, "power"):
             self.power.meter.close()
         return super().destroy_node()
 
 
-def main(args=None):
-    """Entry point of ``ros2 run espnet_ros segment_node``; returns the exit code."""
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    # The model thread needs the GIL back between operators; with Python's 5 ms default a
-    # busy publish or executor thread makes it wait up to that long each time (measured: a
-    # 128x64 forward 12 -> 39 ms next to a busy thread; 19 ms at 1 ms).
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SegmentNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except Exception as exc:  # startup failures: one clear line and a non-zero exit
-        logging.getLogger("espnet_ros").error("segment_node failed to start: %s", exc)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from .node_main import main
+    main(sys.argv)

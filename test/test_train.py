@@ -264,7 +264,8 @@ def test_erfnet_trains_in_two_stages_and_loads_through_the_zoo(data_dir, tmp_pat
 
 def test_ablation_checkpoint_records_its_switches(data_dir, tmp_path):
     out = tmp_path / "ablation"
-    args = ["train", "--config", str(CAMVID_CONFIG), "--recipe", "espnet-c", "--name", "ablation-tiny", "--out", str(out),
+    args = ["train", "--config", str(CAMVID_CONFIG), "--recipe", "espnet-c", "--name", "ablation-tiny",
+            "--out", str(out),
             "--set", "model.hff=false", "--set", "model.act=relu", "--set", "model.alpha3=2"] + TINY
     assert main(args) == 0
     best = out / "encoder" / "best.pth"

@@ -42,5 +42,6 @@ def create_model(name, weights=None, pretrained=True, allow_download=True):
     return model.eval(), entry
 
 
-__all__ = ["ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError", "build", "create_model",
+__all__ = ["ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError", "build",
+           "create_model",
            "load_state_dict", "resolve", "zoo"]

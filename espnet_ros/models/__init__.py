@@ -43,5 +43,4 @@ def create_model(name, weights=None, pretrained=True, allow_download=True):
 
 
 __all__ = ["ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError", "build",
-           "create_model",
-           "load_state_dict", "resolve", "zoo"]
+           "create_model", "load_state_dict", "resolve", "zoo"]

@@ -99,6 +99,33 @@ def test_bench_system_samples_utilization_over_the_run(system_run):
     assert "## Utilization" in (out / "bench_system.md").read_text()
 
 
+def test_op_profile_splits_the_forward_by_kind_of_op(tmp_path):
+    args = ["bench", "system", "--models", "espnet-p2q3-cityscapes,enet", "--backends", "torch",
+            "--sizes", "64x32", "--iterations", "2", "--warmup", "1", "--op-profile",
+            "--no-utilization", "--no-plots", "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "bench_system.json").read_text())
+    assert result["command"].endswith("--op-profile --no-utilization")
+    espnet, enet = result["op_profile"]["espnet-p2q3-cityscapes"], result["op_profile"]["enet"]
+    for prof in (espnet, enet):
+        assert prof["size"] == "64x32" and prof["split_ms"]["conv"] > 0
+        assert prof["total_ms"] == pytest.approx(sum(prof["split_ms"].values()))
+        assert prof["conv_gmacs_per_s"] == pytest.approx(prof["gmacs"] / prof["conv_ms"] * 1e3)
+    assert espnet["split_ms"]["prelu"] > 0 and espnet["split_ms"]["concat"] > 0
+    assert "unpooling" in enet["split_ms"] and "unpooling" not in espnet["split_ms"]
+    markdown = (tmp_path / "bench_system.md").read_text()
+    assert "## Where the CPU time goes" in markdown and "| enet | 64x32 |" in markdown
+
+
+def test_ops_are_grouped_by_kind():
+    from espnet_ros.bench.profile import category
+    assert category("aten::mkldnn_convolution") == category("aten::conv_transpose2d") == "conv"
+    assert category("aten::_prelu_kernel") == "prelu" and category("aten::clamp_min_") == "relu"
+    assert category("aten::max_unpool2d") == "unpooling" and category("aten::avg_pool2d") == "pooling"
+    assert category("aten::cat") == "concat" and category("aten::add") == "add"
+    assert category("aten::native_batch_norm") == "batch norm" and category("aten::view") == "other"
+
+
 def test_plain_bench_means_bench_system():
     args = build_parser().parse_args(["bench"] + TINY)
     assert args.func.__name__ == "run_system" and args.bench_command is None

@@ -128,6 +128,31 @@ def sweep_section(clocks):
     return lines
 
 
+OP_COLUMNS = ("conv", "concat", "add", "batch norm", "prelu", "relu", "pooling", "unpooling")
+
+
+def op_profile_lines(profiles):
+    if not profiles:
+        return []
+    header = ["model", "resolution", "profiled ms", "GMACs", "conv GMAC/s"] + \
+        ["%s %%" % c for c in OP_COLUMNS] + ["other %"]
+    lines = ["## Where the CPU time goes (torch profiler)", "",
+             "Self CPU time of the torch backend's forward by kind of op (its CPU steps "
+             "applied: BatchNorm after a conv is folded into it); conv GMAC/s = the model's "
+             "MACs per second of convolution time.", "",
+             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for model, prof in profiles.items():
+        total = prof["total_ms"] or 1e-9
+        split = prof["split_ms"]
+        other = total - sum(split.get(c, 0.0) for c in OP_COLUMNS)
+        lines.append("| " + " | ".join(
+            [model, prof["size"], "%.1f" % prof["total_ms"], "%.3f" % prof["gmacs"],
+             _fmt(prof["conv_gmacs_per_s"])] +
+            ["%.1f" % (100 * split.get(c, 0.0) / total) for c in OP_COLUMNS] +
+            ["%.1f" % (100 * other / total)]) + " |")
+    return lines + [""]
+
+
 def utilization_lines(series):
     if not series:
         return []
@@ -177,6 +202,7 @@ def markdown(result):
                   "figure (32-bit, uncompressed)." % section["reference"], "",
                   size_table(section), "", section["paper_mb_note"], ""]
     lines += sweep_section(clocks)
+    lines += op_profile_lines(result.get("op_profile"))
     lines += utilization_lines(result.get("utilization"))
     return "\n".join(lines)
 

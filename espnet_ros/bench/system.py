@@ -24,7 +24,7 @@ from ..inference.backends import BackendUnavailable, ShapeDispatch, availability
 from ..models import WeightsError, create_model, zoo
 from ..models.complexity import count_macs, count_parameters, serialized_megabytes
 from . import clocks as gpu_clocks
-from . import frequency, sizes, stats, utilization
+from . import frequency, profile, sizes, stats, utilization
 from .frames import frame_at, synthetic_frame
 from .memory import PeakMemory, release_free_memory, rss_mb
 
@@ -50,6 +50,7 @@ class SystemConfig(NamedTuple):
     torch_optimize: str = "default"    # torch backend's optimize option: default, max, eager
     utilization: bool = True           # sample CPU/GPU/memory utilization during the run
     utilization_interval_s: float = 0.2
+    op_profile: bool = False           # torch-profiler op split per model (bench.profile)
 
 
 def machine_info(device="cpu"):
@@ -241,10 +242,29 @@ def _label(model_name, backend, size, mhz=None):
                               "@%.0fMHz" % mhz if mhz is not None else "")
 
 
+def _detail_size(config):
+    """The one resolution of the sweep and the op profile: 1024x512 unless not measured."""
+    return SWEEP_SIZE if SWEEP_SIZE in config.sizes or not config.sizes else config.sizes[-1]
+
+
+def op_profiles(config, log):
+    """{model: op split} of the torch backend's CPU forward (``bench.profile``)."""
+    size = _detail_size(config)
+    result = OrderedDict()
+    for model_name in config.models:
+        model, entry, _ = load_model(model_name)
+        result[model_name] = profile.profile_model(model, entry, size, min(config.iterations, 5),
+                                                   _options(config, "torch"))
+        log("op profile %s at %dx%d: %.1f ms, conv %.0f %%" % (
+            model_name, size[0], size[1], result[model_name]["total_ms"],
+            100 * result[model_name]["conv_ms"] / max(result[model_name]["total_ms"], 1e-9)))
+    return result
+
+
 def frequency_sweeps(config, clocks, backend, meter, sampler, log):
     """{model: sweep} at each pinned GPU clock (``bench.frequency``), power and energy
     measured at every clock; clocks are restored after each model."""
-    size = SWEEP_SIZE if SWEEP_SIZE in config.sizes or not config.sizes else config.sizes[-1]
+    size = _detail_size(config)
     frame = frame_at(config.image if config.image is not None else synthetic_frame(*size), size)
     sweeps = OrderedDict()
     for model_name in config.models:
@@ -345,6 +365,7 @@ def run_system(config, log=print, clocks=None, meter=None, sampler=None):
             sweep_reason = "no backend can run"
         else:
             sweeps = frequency_sweeps(config, clocks, backends[0], meter, sampler, log)
+        ops = op_profiles(config, log) if config.op_profile and device.type == "cpu" else None
     finally:
         sampler.stop()
         close = getattr(meter, "close", None)
@@ -369,6 +390,7 @@ def run_system(config, log=print, clocks=None, meter=None, sampler=None):
             ("can_set", bool(clocks.available and clocks.can_set)),
             ("sweep", sweeps), ("sweep_reason", sweep_reason)])),
         ("model_sizes", sizes.size_section(config.models, rows)),
+        ("op_profile", ops),
         ("utilization", sampler.to_json()),
         ("rows", rows),
     ])

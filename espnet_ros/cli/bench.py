@@ -45,6 +45,8 @@ def _system_command(args):
         parts.append("--no-power")
     if args.gpu_freq_sweep:
         parts.append("--gpu-freq-sweep")
+    if args.op_profile:
+        parts.append("--op-profile")
     if args.no_utilization:
         parts.append("--no-utilization")
     elif args.utilization_interval != 0.2:
@@ -97,6 +99,9 @@ def add_system_arguments(p):
                    help="seconds between CPU/GPU/memory utilization samples (default 0.2)")
     p.add_argument("--no-utilization", action="store_true",
                    help="do not sample CPU/GPU/memory utilization")
+    p.add_argument("--op-profile", action="store_true",
+                   help="CPU: also split each model's forward time by kind of op (torch "
+                        "profiler), at 1024x512 when measured")
     p.add_argument("--no-plots", action="store_true")
 
 
@@ -181,7 +186,8 @@ def run_system(args):
                           gpu_sweep=args.gpu_freq_sweep, image=image, image_name=image_name,
                           torch_optimize=args.torch_optimize,
                           utilization=not args.no_utilization,
-                          utilization_interval_s=args.utilization_interval)
+                          utilization_interval_s=args.utilization_interval,
+                          op_profile=args.op_profile)
     try:
         result = run(config)
     except ValueError as exc:

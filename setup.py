@@ -20,6 +20,7 @@ setup(
         "onnx": ["onnx", "onnxruntime"],
         "train": ["matplotlib", "tensorboard", "cityscapesscripts"],
         "bag": ["rosbags"],
+        "bench": ["psutil"],
     },
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/espnet_ros"]),

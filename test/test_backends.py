@@ -26,7 +26,7 @@ from espnet_ros.inference.backends.torch_backend import TorchBackend
 from espnet_ros.inference.backends.trt import Torch2trtBackend, converters, record_piece_inputs, support
 from espnet_ros.inference.backends.trt.convert import ConversionRefused, captured_messages, convert
 from espnet_ros.inference.backends.validate import ValidationError, fresh_input, validate
-from espnet_ros.models import ENet, ESPNet, create_model, zoo
+from espnet_ros.models import ENet, ERFNet, ESPNet, create_model, zoo
 
 CPU_BACKENDS = [n for n, reason in availability("cpu", "fp32").items() if reason is None]
 
@@ -69,10 +69,10 @@ def test_backend_labels_match_eager_fp32_on_real_frames(backend, data_dir, city_
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
-@pytest.mark.parametrize("model", ["espnet-c-p2q3-cityscapes", "enet"])
-def test_encoder_and_enet_match_eager_on_real_frames(backend, model, data_dir, city_frame):
-    torch.manual_seed(0)  # ENet has no published weights: the same random ones for both
-    net, entry = create_model(model, pretrained=model != "enet")
+@pytest.mark.parametrize("model", ["espnet-c-p2q3-cityscapes", "enet", "erfnet"])
+def test_encoder_and_baselines_match_eager_on_real_frames(backend, model, data_dir, city_frame):
+    torch.manual_seed(0)  # ENet and ERFNet have no published weights: the same random ones
+    net, entry = create_model(model, pretrained=bool(zoo.get(model).weights_file))
     size = (512, 256)
     reference = Segmenter(net, entry, input_size=size)
     backend_obj = create_backend(net, entry, (1, 3, size[1], size[0]), backend, fallback=False)
@@ -191,7 +191,7 @@ def _randomize_batchnorm(model, seed=0):
     return model.eval()
 
 
-@pytest.mark.parametrize("make", [lambda: ESPNet(alpha3=2), lambda: ENet()])
+@pytest.mark.parametrize("make", [lambda: ESPNet(alpha3=2), lambda: ENet(), lambda: ERFNet()])
 def test_batchnorm_folding_is_exact(make):
     torch.manual_seed(0)
     model = _randomize_batchnorm(make())
@@ -256,6 +256,8 @@ def test_converter_selection(version, why):
     assert methods == [converters.CONV_TRANSPOSE, converters.PRELU]
     assert why in selected[0].reason
     assert converters.select_converters(version, nn.Sequential(nn.Conv2d(3, 3, 1))) == []
+    assert [c.method for c in converters.select_converters(version, ERFNet())] == \
+        [converters.CONV_TRANSPOSE]
 
 
 def test_local_converters_are_registered_with_torch2trt():
@@ -267,6 +269,7 @@ def test_local_converters_are_registered_with_torch2trt():
 
 
 @pytest.mark.parametrize("args", [(20, 20, 2, 2, 0, 0), (16, 20, 2, 2, 0, 0), (16, 16, 3, 2, 1, 1),
+                                  (128, 64, 3, 2, 1, 1), (64, 16, 3, 2, 1, 1),
                                   (8, 4, 3, 2, 1, 0), (4, 6, 4, 2, 1, 0)])
 def test_deconv_parameters_reproduce_pytorch_output_size(args):
     n_in, n_out, kernel, stride, padding, output_padding = args

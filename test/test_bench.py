@@ -3,11 +3,13 @@
 import json
 
 import pytest
+from test_power import HWMON, hwmon_rail
 
-from espnet_ros.bench import clocks, report
+from espnet_ros.bench import clocks, frequency, report, sizes
 from espnet_ros.bench.stats import paired_ratios, percentile
-from espnet_ros.bench.system import EnergyWindow
+from espnet_ros.bench.system import EnergyWindow, SystemConfig, run_system
 from espnet_ros.cli import build_parser, main
+from espnet_ros.power import detect_power_source
 
 TINY = ["--models", "espnet-p2q3-cityscapes", "--sizes", "64x32", "--iterations", "2",
         "--warmup", "1"]
@@ -23,7 +25,7 @@ def system_run(tmp_path_factory):
 def test_bench_system_writes_markdown_json_and_plot(system_run):
     out, result = system_run
     assert (out / "fps_vs_resolution.png").stat().st_size > 1000
-    assert result["schema"] == "espnet_ros.bench.system/1"
+    assert result["schema"] == "espnet_ros.bench.system/2"
     assert result["command"].startswith("espnet-ros ")
     assert result["config"]["sizes"] == ["64x32"]
     assert "torch" in result["config"]["backends"]
@@ -40,6 +42,88 @@ def test_bench_system_writes_markdown_json_and_plot(system_run):
     markdown = (out / "bench_system.md").read_text()
     assert "| model | backend | params |" in markdown and "FPS@64x32" in markdown
     assert "machine:" in markdown and "command: `espnet-ros bench system" in markdown
+    assert "## GPU frequency sensitivity" in markdown and "not requested" in markdown
+
+
+def test_bench_system_sizes_the_three_networks_side_by_side(system_run):
+    out, result = system_run
+    section = result["model_sizes"]
+    assert list(section["models"])[:3] == ["espnet-p2q8-cityscapes", "enet", "erfnet"]
+    assert "espnet-p2q3-cityscapes" in section["models"]   # the measured model too
+    espnet = section["models"]["espnet-p2q8-cityscapes"]
+    assert espnet["parameters"] == 364569
+    assert espnet["fp32_params_mb"] == 364569 * 4 / 1e6 and espnet["fp16_params_mb"] == 364569 * 2 / 1e6
+    assert 0.5 < espnet["fp16_file_mb"] / espnet["fp32_file_mb"] < 0.53   # floats halved
+    assert section["ratios"]["erfnet"]["paper"] == 5.45 and section["ratios"]["enet"]["paper"] == 1.12
+    erfnet = section["models"]["erfnet"]
+    assert section["ratios"]["erfnet"]["fp32_file"] == erfnet["fp32_file_mb"] / espnet["fp32_file_mb"]
+    row = result["rows"][0]
+    assert row["size_fp16_mb"] < row["size_mb"] and row["engine_mb"] is None
+    markdown = (out / "bench_system.md").read_text()
+    assert "## Model size" in markdown and "| erfnet | 2,064,256 |" in markdown
+    assert "The paper's 0.7 MB for ESPNet is nearest its fp16 parameters" in markdown
+
+
+def test_the_paper_size_is_reconciled_with_fp16_parameters():
+    size = sizes.model_size("espnet-p2q8-cityscapes")
+    sentence, readings = sizes.reconcile_paper_size(size)
+    assert readings["fp16 parameters, MiB"] == pytest.approx(0.6954, abs=1e-4)
+    assert "364,569 parameters x 2 bytes = 0.729 MB = 0.695 MiB" in sentence
+    assert "1.55 MB, 2.21x" in sentence
+
+
+def test_engine_sizes_from_torch2trt_rows_reach_the_size_table():
+    rows = [{"model": "erfnet", "size": "1024x512", "precision": "fp16", "engine_mb": 4.5},
+            {"model": "enet", "size": "1024x512", "precision": "fp16", "engine_mb": None}]
+    section = sizes.size_section(["erfnet"], rows)
+    assert section["models"]["erfnet"]["engine_mb"] == {"1024x512 fp16": 4.5}
+    assert "4.50 (1024x512 fp16)" in report.size_table(section)
+
+
+def test_bench_system_samples_utilization_over_the_run(system_run):
+    pytest.importorskip("psutil")
+    out, result = system_run
+    series = json.loads((out / "utilization.json").read_text())
+    assert series["sources"][0] == "psutil" and len(series["samples"]) >= 2
+    assert result["utilization"]["samples"] == len(series["samples"])  # summary only in the report
+    phases = {w["phase"] for w in series["windows"]}
+    for row in result["rows"]:
+        label = "%s/%s/%s" % (row["model"], row["backend"], row["size"])
+        assert label in phases
+        assert row["utilization"]["samples"] >= 1
+        assert 0 <= row["utilization"]["cpu_percent_mean"] <= 100
+        assert row["utilization"]["process_rss_mb_max"] > 0
+    header = (out / "utilization.csv").read_text().splitlines()[0]
+    assert header.startswith("t_s,phase,cpu_percent,process_cpu_percent")
+    assert (out / "utilization.png").stat().st_size > 1000
+    assert "## Utilization" in (out / "bench_system.md").read_text()
+
+
+def test_op_profile_splits_the_forward_by_kind_of_op(tmp_path):
+    args = ["bench", "system", "--models", "espnet-p2q3-cityscapes,enet", "--backends", "torch",
+            "--sizes", "64x32", "--iterations", "2", "--warmup", "1", "--op-profile",
+            "--no-utilization", "--no-plots", "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "bench_system.json").read_text())
+    assert result["command"].endswith("--op-profile --no-utilization")
+    espnet, enet = result["op_profile"]["espnet-p2q3-cityscapes"], result["op_profile"]["enet"]
+    for prof in (espnet, enet):
+        assert prof["size"] == "64x32" and prof["split_ms"]["conv"] > 0
+        assert prof["total_ms"] == pytest.approx(sum(prof["split_ms"].values()))
+        assert prof["conv_gmacs_per_s"] == pytest.approx(prof["gmacs"] / prof["conv_ms"] * 1e3)
+    assert espnet["split_ms"]["prelu"] > 0 and espnet["split_ms"]["concat"] > 0
+    assert "unpooling" in enet["split_ms"] and "unpooling" not in espnet["split_ms"]
+    markdown = (tmp_path / "bench_system.md").read_text()
+    assert "## Where the CPU time goes" in markdown and "| enet | 64x32 |" in markdown
+
+
+def test_ops_are_grouped_by_kind():
+    from espnet_ros.bench.profile import category
+    assert category("aten::mkldnn_convolution") == category("aten::conv_transpose2d") == "conv"
+    assert category("aten::_prelu_kernel") == "prelu" and category("aten::clamp_min_") == "relu"
+    assert category("aten::max_unpool2d") == "unpooling" and category("aten::avg_pool2d") == "pooling"
+    assert category("aten::cat") == "concat" and category("aten::add") == "add"
+    assert category("aten::native_batch_norm") == "batch norm" and category("aten::view") == "other"
 
 
 def test_plain_bench_means_bench_system():
@@ -152,3 +236,96 @@ def test_no_gpu_clocks_is_reported_with_a_reason(tmp_path):
     assert not gpu.available and "devfreq" in gpu.reason
     assert clocks.sweep_points([100, 200, 300, 400, 500, 600, 700], 4) == [100, 300, 500, 700]
     assert clocks.sweep_points([100, 200], 4) == [100, 200]
+
+
+# -- GPU frequency sensitivity ------------------------------------------------------------------
+
+def test_sensitivity_arithmetic_on_known_numbers():
+    points = [{"mhz": 1300.0, "inference_ms_p50": 50.0}, {"mhz": 800.0, "inference_ms_p50": 80.0},
+              {"mhz": 1000.0, "inference_ms_p50": 70.0}]
+    pairs = frequency.sensitivity(points)
+    assert [(p["low_mhz"], p["high_mhz"]) for p in pairs] == [(800.0, 1000.0), (1000.0, 1300.0)]
+    # 800 -> 1000 MHz: +25 % clock, 80 -> 70 ms: -12.5 % time -> 0.5
+    assert pairs[0]["time_change_pct"] == pytest.approx(12.5)
+    assert pairs[0]["freq_change_pct"] == pytest.approx(25.0)
+    assert pairs[0]["sensitivity"] == pytest.approx(0.5) and pairs[0]["clock_bound"] == 0.8
+    # 1000 -> 1300: +30 %, 70 -> 50: -28.57 % -> 0.952
+    assert pairs[1]["sensitivity"] == pytest.approx((20 / 70) / 0.3)
+    overall = frequency.overall(points)
+    assert (overall["low_mhz"], overall["high_mhz"]) == (800.0, 1300.0)
+    assert overall["sensitivity"] == pytest.approx((30 / 80) / (500 / 800))
+    # Time exactly proportional to 1/f is the clock-bound value; no change is 0.
+    bound = frequency.sensitivity([{"mhz": 500.0, "inference_ms_p50": 40.0},
+                                   {"mhz": 1000.0, "inference_ms_p50": 20.0}])[0]
+    assert bound["sensitivity"] == pytest.approx(bound["clock_bound"]) == 0.5
+    flat = frequency.sensitivity([{"mhz": 500.0, "inference_ms_p50": 40.0},
+                                  {"mhz": 1000.0, "inference_ms_p50": 40.0}])[0]
+    assert flat["sensitivity"] == 0.0
+    assert frequency.sensitivity([{"mhz": 500.0, "inference_ms_p50": None}]) == []
+    assert frequency.overall([{"mhz": 500.0, "inference_ms_p50": 3.0}]) is None
+
+
+class RecordingClocks(clocks.DevfreqClocks):
+    """The fake Jetson devfreq node, remembering what was pinned."""
+
+    def __init__(self, node):
+        super().__init__(node)
+        self.pinned = []
+
+    def pin_mhz(self, mhz):
+        super().pin_mhz(mhz)
+        self.pinned.append(mhz)
+
+
+def test_sweep_pins_each_clock_and_measures_power_there(tmp_path):
+    node = _fake_devfreq(tmp_path, available="114750000 522750000 828750000 1300500000")
+    gpu = RecordingClocks(node)
+    hwmon_rail(tmp_path, HWMON, 1, "VDD_IN", 5000, 1000)  # a 5 W Jetson input rail
+    meter = detect_power_source(str(tmp_path), sources=("ina3221_hwmon",))
+    seen = []
+    start = meter.start
+
+    def start_and_look():  # which clock is pinned while energy is measured
+        seen.append((node / "min_freq").read_text().strip())
+        start()
+
+    meter.start = start_and_look
+    config = SystemConfig(models=("espnet-p2q3-cityscapes", "erfnet"), backends=("torch",),
+                          sizes=((64, 32),), iterations=2, warmup=1, gpu_sweep=True)
+    result = run_system(config, log=lambda *_: None, clocks=gpu, meter=meter)
+    sweep = result["gpu_clocks"]["sweep"]
+    assert list(sweep) == ["espnet-p2q3-cityscapes", "erfnet"]
+    assert gpu.pinned == [114.75, 522.75, 828.75, 1300.5] * 2
+    assert seen[-8:] == ["114750000", "522750000", "828750000", "1300500000"] * 2
+    assert (node / "min_freq").read_text().strip() == "114750000"      # restored
+    assert (node / "max_freq").read_text().strip() == "1300500000"
+    for run in sweep.values():
+        assert run["backend"] == "torch" and run["size"] == "64x32"
+        assert [p["mhz"] for p in run["points"]] == [114.75, 522.75, 828.75, 1300.5]
+        for point in run["points"]:
+            assert point["power_source"] == "ina3221_hwmon:VDD_IN"
+            assert point["power_w"] > 0
+            assert point["energy_j_per_frame"] * point["fps"] == pytest.approx(point["power_w"])
+            assert point["inference_ms_p50"] > 0
+        assert len(run["pairs"]) == 3 and run["overall"]["low_mhz"] == 114.75
+        assert run["pairs"][0]["clock_bound"] == pytest.approx(114.75 / 522.75)
+    assert result["rows"][0]["power_source"] == "ina3221_hwmon:VDD_IN"
+    markdown = report.markdown(dict(result, command="test"))
+    assert "### erfnet (torch, 64x32)" in markdown and "| 828 |" not in markdown
+    assert "| 829 |" in markdown and "(lowest -> highest)" in markdown
+
+
+class ReadOnlyClocks(clocks.DevfreqClocks):
+    can_set = False   # as for a user who is not root
+
+
+def test_sweep_is_skipped_with_the_reason(tmp_path):
+    gpu = ReadOnlyClocks(_fake_devfreq(tmp_path))
+    config = SystemConfig(models=("espnet-p2q3-cityscapes",), backends=("torch",),
+                          sizes=((64, 32),), iterations=1, warmup=1, gpu_sweep=True,
+                          utilization=False)
+    result = run_system(config, log=lambda *_: None, clocks=gpu)
+    assert result["gpu_clocks"]["sweep"] == {} and result["gpu_clocks"]["current_mhz"] == 1300.5
+    assert result["gpu_clocks"]["sweep_reason"] == "GPU clocks cannot be pinned here (needs root)"
+    assert "Not measured: GPU clocks cannot be pinned" in report.markdown(dict(result, command="x"))
+    assert result["utilization"]["unavailable"] == {"all": "disabled (--no-utilization)"}

@@ -20,7 +20,7 @@ from espnet_ros.inference.backends.trt.engine_cache import (
     cache_key,
     weights_sha256,
 )
-from espnet_ros.models import ENet, ESPNet, zoo
+from espnet_ros.models import ENet, ERFNet, ESPNet, zoo
 
 
 def _fields(**changes):
@@ -244,6 +244,22 @@ def test_backend_converts_enet_in_pieces_with_int8_calibration(fake_tensorrt, tm
     assert len(list(tmp_path.glob("*.engine"))) == 10
     with pytest.raises(BackendUnavailable, match="calibration"):
         _backend(model, tmp_path, precision="int8")
+
+
+def test_backend_converts_erfnet_whole_and_reports_the_engine_size(fake_tensorrt, tmp_path):
+    torch.manual_seed(0)
+    model = ERFNet(20).eval()
+    backend = _backend(model, tmp_path, precision="fp16")
+    assert dict(backend.info["engines"]) == {"model": "built"}   # no pieces: nothing unpools
+    # Its transposed convs (output_padding 1) need the local converter; it has no PReLU.
+    assert backend.info["local converters"] == "torch.nn.ConvTranspose2d.forward"
+    stored = sum(p.stat().st_size for p in tmp_path.glob("*.engine"))
+    assert 0 < backend.engine_bytes <= stored
+    x = torch.randn(1, 3, 32, 64)
+    with torch.no_grad():
+        assert torch.equal(backend.forward(x), model(x))
+    cached = _backend(model, tmp_path, precision="fp16")
+    assert dict(cached.info["engines"]) == {"model": "hit"} and cached.engine_bytes > 0
 
 
 def test_backend_rejects_an_engine_with_baked_constants(fake_tensorrt, tmp_path):

@@ -1,9 +1,15 @@
+import collections
+
 import pytest
 import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from espnet_ros.models import ENet, ESPNet, ESPNetEncoder, build, zoo
+from espnet_ros.models import ENet, ERFNet, ERFNetEncoder, ESPNet, ESPNetEncoder, build, zoo
 from espnet_ros.models.complexity import count_macs, count_parameters
-from espnet_ros.models.esp import ESP, StridedESP, branch_widths, esp_conv_params
+from espnet_ros.models.erfnet import Downsampler, NonBottleneck1D
+from espnet_ros.models.esp import ESP, ConvBNAct, StridedESP, branch_widths, esp_conv_params
+from espnet_ros.models.espnet import ABLATION_DEFAULTS
 
 
 @pytest.mark.parametrize("q, expected", [(8, 364569), (5, 267417), (3, 202649)])
@@ -51,7 +57,8 @@ def test_forward_shapes_for_every_variant_and_odd_sizes(name, height, width):
 
 @pytest.mark.parametrize("classes", [1, 2, 3, 19, 40])
 def test_models_build_for_any_class_count(classes):
-    for model in (ESPNet(classes, 1, 1, k=4), ENet(classes), ESPNetEncoder(classes, 1, 1)):
+    for model in (ESPNet(classes, 1, 1, k=4), ENet(classes), ESPNetEncoder(classes, 1, 1),
+                  ERFNet(classes)):
         assert model.eval()(torch.rand(1, 3, 48, 64)).shape[1] == classes
 
 
@@ -131,3 +138,124 @@ def test_hff_removes_gridding_holes_from_the_receptive_field():
         assert len(holes_plain) > 0 and len(holes_fused) == 0
     union = lambda hff: set().union(*(_group_support(hff, g) for g in range(5)))  # noqa: E731
     assert union(True) == union(False)
+
+
+# -- ERFNet ----------------------------------------------------------------------------------
+
+def _factorized_3x3_params(channels):
+    """One (3x1, 1x3) pair with biases."""
+    return 2 * (3 * channels * channels + channels)
+
+
+def test_erfnet_follows_the_paper_layer_table():
+    model = ERFNet(20).eval()
+    blocks = [m for m in model.modules() if isinstance(m, NonBottleneck1D)]
+    assert len(blocks) == 5 + 8 + 2 + 2
+    dilations = [b.branch[5].dilation[0] for b in model.encoder.layers
+                 if isinstance(b, NonBottleneck1D)]
+    assert dilations == [1] * 5 + [2, 4, 8, 16, 2, 4, 8, 16]
+    downsamplers = [(d.conv.in_channels, d.bn.num_features) for d in model.modules()
+                    if isinstance(d, Downsampler)]
+    assert downsamplers == [(3, 16), (16, 64), (64, 128)]
+    assert not any(isinstance(m, nn.PReLU) for m in model.modules())  # ReLU throughout
+    # Parameters from the layer table: non-bottleneck-1D = two factorized pairs + 2 BN.
+    nb = {c: 2 * _factorized_3x3_params(c) + 4 * c for c in (16, 64, 128)}
+    down = {(i, o): (o - i) * (9 * i + 1) + 2 * o for i, o in ((3, 16), (16, 64), (64, 128))}
+    up = {(i, o): o * (9 * i + 1) + 2 * o for i, o in ((128, 64), (64, 16))}
+    expected = sum(down.values()) + 5 * nb[64] + 8 * nb[128] + sum(up.values()) + \
+        2 * nb[64] + 2 * nb[16] + 20 * (16 * 4 + 1)
+    assert count_parameters(model) == expected == 2064256
+    assert count_parameters(ERFNet(19)) == 2064191  # the count usually quoted (19 classes)
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 360, 480)).shape == (1, 20, 360, 480)
+        assert ERFNetEncoder(12).eval()(torch.rand(1, 3, 97, 131)).shape == (1, 12, 13, 17)
+    dropouts = sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout2d)})
+    assert dropouts == [0.03, 0.3]
+    assert not any(isinstance(m, nn.Dropout2d) for m in model.decoder.modules())
+
+
+def test_erfnet_is_about_5_45_times_the_size_of_espnet():
+    """The ESPNet paper: ESPNet is 5.45x smaller than ERFNet (32-bit, uncompressed)."""
+    ratio = count_parameters(ERFNet(20)) / count_parameters(ESPNet(20, 2, 8))
+    assert 5.3 < ratio < 5.8
+
+
+# -- ablation switches -------------------------------------------------------------------------
+
+class _CountCalls(TorchFunctionMode):
+    """Counts the torch functions and tensor methods a forward calls, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func)).strip("_")
+        self.counts["add" if name in ("add", "iadd") else name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops(model, size=(32, 64)):
+    """Calls of one forward: "add" (tensor additions), "prelu", "relu", "conv2d", "cat" ..."""
+    counter = _CountCalls()
+    with torch.no_grad(), counter:
+        model.eval()(torch.rand(1, 3, *size))
+    return counter.counts
+
+
+def _esp_modules(model):
+    return [m for m in model.modules() if isinstance(m, (ESP, StridedESP))]
+
+
+def test_ablation_defaults_are_the_published_graph():
+    plain = ESPNet(20, 2, 8)
+    explicit = ESPNet(20, 2, 8, **ABLATION_DEFAULTS)
+    assert [(k, v.shape) for k, v in plain.state_dict().items()] == \
+        [(k, v.shape) for k, v in explicit.state_dict().items()]
+    assert ABLATION_DEFAULTS == {"residual": True, "hff": True, "act": "prelu",
+                                 "downsample": "esp"}
+
+
+def test_ablation_switches_change_the_graph():
+    base = ESPNet(20, 2, 8)
+    ops = _ops(base)
+    residuals = 2 + 8                       # one skip per ESP module of the encoder
+    esp_count = len(_esp_modules(base))     # 10 ESP + 2 strided ESP + the decoder's ESP
+    assert esp_count == 13
+    hff_adds = esp_count * (5 - 2)          # K=5: branches 2..5 summed in 3 additions
+    assert ops["add"] == residuals + hff_adds
+
+    no_residual = ESPNet(20, 2, 8, residual=False)
+    assert _ops(no_residual)["add"] == hff_adds
+    assert not any(m.add for m in no_residual.modules() if isinstance(m, ESP))
+    assert count_parameters(no_residual) == count_parameters(base)
+
+    no_hff = ESPNet(20, 2, 8, hff=False)
+    assert _ops(no_hff)["add"] == residuals
+    assert not any(m.hff for m in _esp_modules(no_hff))
+    assert count_parameters(no_hff) == count_parameters(base)
+
+    relu = ESPNet(20, 2, 8, act="relu")
+    prelus = [m for m in base.modules() if isinstance(m, nn.PReLU)]
+    assert not any(isinstance(m, nn.PReLU) for m in relu.modules())
+    assert _ops(relu)["prelu"] == 0 and ops["prelu"] == len(prelus)
+    assert count_parameters(base) - count_parameters(relu) == sum(p.num_parameters
+                                                                   for p in prelus)
+
+    conv = ESPNet(20, 2, 8, downsample="conv")
+    for name, n_in, n_out in (("level2_0", 19, 64), ("level3_0", 131, 128)):
+        layer = getattr(conv.encoder, name)
+        assert isinstance(layer, ConvBNAct) and layer.conv.stride == (2, 2)
+        assert count_parameters(layer) == 9 * n_in * n_out + 3 * n_out  # conv, BN, PReLU
+        assert isinstance(getattr(base.encoder, name), StridedESP)
+    assert len(_esp_modules(conv)) == esp_count - 2
+    assert _ops(conv)["add"] == residuals + (esp_count - 2) * 3
+    with torch.no_grad():
+        for model in (no_residual, no_hff, relu, conv):
+            assert model.eval()(torch.rand(1, 3, 33, 45)).shape == (1, 20, 33, 45)
+
+
+@pytest.mark.parametrize("bad", [{"act": "gelu"}, {"downsample": "pool"}, {"hff": "yes"}])
+def test_unknown_ablation_values_are_refused(bad):
+    with pytest.raises(ValueError):
+        ESPNetEncoder(20, 2, 8, **bad)

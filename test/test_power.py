@@ -217,7 +217,7 @@ def test_tegrastats_process_is_spawned_and_stopped(tmp_path, no_pynvml):
         meter.start()
         assert meter.name == "tegrastats:POM_5V_IN"
         assert meter.power_w() == pytest.approx(3.345)
-        process = meter._process
+        process = meter.tegrastats.process
     finally:
         meter.close()
     assert process.poll() is not None
@@ -227,7 +227,7 @@ def test_tegrastats_that_prints_no_power_fails_start(tmp_path):
     meter = TegrastatsMeter([fake_tegrastats(tmp_path, "RAM 1/2MB")], first_line_timeout_s=0.2)
     with pytest.raises(PowerReadError, match="no power line"):
         meter.start()
-    assert meter._process is None
+    assert meter.tegrastats.process is None
 
 
 def test_tegrastats_that_cannot_run(tmp_path):

@@ -39,6 +39,11 @@ def test_recipes():
     enet = load_config(REPO / "config" / "train_enet_camvid.yaml")
     assert enet["optim"]["weight_decay"] == 2e-4 and enet["optim"]["lr"] == 5e-4
     assert enet["class_weight_c"] == 1.02 and [s["arch"] for s in enet["stages"]] == ["enet"]
+    erfnet = load_config(REPO / "config" / "train_erfnet_camvid.yaml")
+    assert [s["arch"] for s in erfnet["stages"]] == ["erfnet-encoder", "erfnet"]
+    assert erfnet["stages"][0]["label_stride"] == 8 and erfnet["stages"][1]["init_from"] == "encoder"
+    assert erfnet["optim"]["weight_decay"] == 2e-4 and erfnet["optim"]["lr"] == 5e-4
+    assert all(s["epochs"] == 150 and s["batch_size"] == 6 for s in erfnet["stages"])
     city = load_config(REPO / "config" / "train_espnet_cityscapes.yaml", ["dataset.root=/data/cs"])
     assert city["dataset"]["kind"] == "cityscapes" and city["input_size"] == [1024, 512]
 
@@ -59,7 +64,8 @@ def test_overrides_and_unknown_keys(monkeypatch):
 # -- any class count ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("classes", [2, 3, 4])
-@pytest.mark.parametrize("arch", ["espnet", "espnet-c", "espnet-a", "enet"])
+@pytest.mark.parametrize("arch", ["espnet", "espnet-c", "espnet-a", "enet", "erfnet",
+                                  "erfnet-encoder"])
 def test_models_build_and_train_for_few_classes(arch, classes):
     config = load_config(CAMVID_CONFIG, ["dataset.root=/unused"])
     prep = Prepared(None, None, zoo.CAMVID_NORM, None, tuple("c%d" % i for i in range(classes)),
@@ -71,6 +77,28 @@ def test_models_build_and_train_for_few_classes(arch, classes):
     stride = entry.output_stride
     assert out.shape == (2, classes, 48 // stride, 64 // stride)
     out.mean().backward()
+
+
+def _tiny_prep(classes=3):
+    return Prepared(type("DS", (), {"kind": "folder", "split": "train"})(), None, zoo.CAMVID_NORM,
+                    None, tuple("c%d" % i for i in range(classes)), ((0, 0, 0),) * classes, None,
+                    None)
+
+
+def test_ablation_switches_go_into_the_entry_and_only_for_espnet():
+    config = load_config(CAMVID_CONFIG, ["dataset.root=/unused", "model.residual=false",
+                                         "model.act=relu", "model.downsample=conv"])
+    entry = stage_entry(config, {"name": "s", "arch": "espnet"}, _tiny_prep(), final=True)
+    assert entry.arch_args["residual"] is False and entry.arch_args["hff"] is True
+    assert entry.arch_args["act"] == "relu" and entry.arch_args["downsample"] == "conv"
+    model = build(entry)
+    assert not any(isinstance(m, torch.nn.PReLU) for m in model.modules())
+    for arch in ("enet", "erfnet"):
+        with pytest.raises(ValueError, match="ablation switches"):
+            stage_entry(config, {"name": "s", "arch": arch}, _tiny_prep(), final=True)
+    plain = load_config(CAMVID_CONFIG, ["dataset.root=/unused"])
+    entry = stage_entry(plain, {"name": "s", "arch": "erfnet"}, _tiny_prep(), final=True)
+    assert entry.arch_args == {"classes": 3}
 
 
 def test_one_output_is_refused_with_advice():
@@ -204,3 +232,48 @@ def test_resume_restores_the_dropout_rng(data_dir, tmp_path, monkeypatch):
     assert_same_weights(tmp_path / "reference" / "enet" / "last.pth",
                         tmp_path / "crashed" / "enet" / "last.pth")
     assert (tmp_path / "reference" / "enet" / "tb").is_dir()
+
+
+# -- ERFNet and the ablation switches, trained for real ------------------------------------------
+
+def test_erfnet_trains_in_two_stages_and_loads_through_the_zoo(data_dir, tmp_path, capsys):
+    out = tmp_path / "erfnet"
+    args = ["train", "--config", str(REPO / "config" / "train_erfnet_camvid.yaml"), "--out",
+            str(out)] + TINY
+    assert main(args) == 0
+    assert "decoder: initialised encoder from %s" % (out / "encoder" / "best.pth") in \
+        capsys.readouterr().out
+    encoder = checkpoint.load(out / "encoder" / "best.pth")
+    assert checkpoint.entry_from_dict(encoder["entry"]).arch == "erfnet-encoder"
+    assert "classifier.weight" in encoder["model"]
+    best = out / "decoder" / "best.pth"
+    entry = checkpoint.entry_from_checkpoint(best)
+    assert (entry.name, entry.arch, entry.num_classes) == ("erfnet-camvid", "erfnet", 12)
+    assert entry.output_stride == 1
+    rows = list(csv.DictReader(open(str(out / "decoder" / "log.csv"))))
+    assert len(rows) == 2 and all(float(r["train_loss"]) > 0 for r in rows)
+    checkpoint.register_checkpoint(best)
+    model, _ = create_model("erfnet-camvid", weights=best)
+    assert sum(p.numel() for p in model.parameters()) == \
+        sum(v.numel() for k, v in checkpoint.load(best)["model"].items()
+            if "running" not in k and "num_batches" not in k)
+    labels = Segmenter.from_zoo("erfnet-camvid", weights=best).segment(
+        torch.randint(0, 255, (72, 96, 3), dtype=torch.uint8).numpy())
+    assert labels.shape == (72, 96) and labels.max() <= 11
+
+
+def test_ablation_checkpoint_records_its_switches(data_dir, tmp_path):
+    out = tmp_path / "ablation"
+    args = ["train", "--config", str(CAMVID_CONFIG), "--recipe", "espnet-c", "--name", "ablation-tiny",
+            "--out", str(out),
+            "--set", "model.hff=false", "--set", "model.act=relu", "--set", "model.alpha3=2"] + TINY
+    assert main(args) == 0
+    best = out / "encoder" / "best.pth"
+    entry = checkpoint.entry_from_checkpoint(best)
+    assert entry.arch == "espnet-c"
+    assert {k: entry.arch_args[k] for k in ("residual", "hff", "act", "downsample")} == \
+        {"residual": True, "hff": False, "act": "relu", "downsample": "esp"}
+    checkpoint.register_checkpoint(best)
+    model, _ = create_model(entry.name, weights=best)  # strict: the graph has the switches
+    assert not any(isinstance(m, torch.nn.PReLU) for m in model.modules())
+    assert not any(m.hff for m in model.modules() if hasattr(m, "hff"))

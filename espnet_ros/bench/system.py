@@ -1,11 +1,14 @@
-"""System-level metrics per model and backend: size, GMACs, FPS, latency, memory, power.
+"""System-level metrics per model and backend: size, GMACs, FPS, latency, memory, power,
+utilization, and GPU-frequency sensitivity.
 
 For each (model, backend, resolution): a segmenter is built on that backend with no fallback
 (a row names the backend that really ran, or why it could not), warmed up (engine builds and
 first-call costs stay outside every window), then timed end to end (uint8 frame in, labels
-out) for ``iterations`` frames while peak memory and, where a power source exists, energy are
-measured over the same window.
+out) for ``iterations`` frames while peak memory, CPU/GPU/memory utilization and, where a
+power source exists, energy are measured over the same window. With ``gpu_sweep`` each model
+is timed again at several pinned GPU clocks (``bench.frequency``), power included.
 """
+import contextlib
 import importlib
 import os
 import platform
@@ -21,14 +24,15 @@ from ..inference.backends import BackendUnavailable, ShapeDispatch, availability
 from ..models import WeightsError, create_model, zoo
 from ..models.complexity import count_macs, count_parameters, serialized_megabytes
 from . import clocks as gpu_clocks
-from . import stats
+from . import frequency, profile, sizes, stats, utilization
 from .frames import frame_at, synthetic_frame
 from .memory import PeakMemory, release_free_memory, rss_mb
 
-SCHEMA = "espnet_ros.bench.system/1"
+SCHEMA = "espnet_ros.bench.system/2"
 DEFAULT_MODELS = ("espnet-p2q3-cityscapes", "espnet-p2q5-cityscapes", "espnet-p2q8-cityscapes",
-                  "espnet-c-p2q8-cityscapes", "enet")
+                  "espnet-c-p2q8-cityscapes", "enet", "erfnet")
 DEFAULT_SIZES = ((224, 224), (640, 360), (1024, 512), (2048, 1024))
+SWEEP_SIZE = (1024, 512)
 
 
 class SystemConfig(NamedTuple):
@@ -44,6 +48,9 @@ class SystemConfig(NamedTuple):
     image: Optional[object] = None     # BGR frame to resize to each resolution; None: synthetic
     image_name: str = "synthetic"
     torch_optimize: str = "default"    # torch backend's optimize option: default, max, eager
+    utilization: bool = True           # sample CPU/GPU/memory utilization during the run
+    utilization_interval_s: float = 0.2
+    op_profile: bool = False           # torch-profiler op split per model (bench.profile)
 
 
 def machine_info(device="cpu"):
@@ -164,10 +171,11 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure(segmenter, frame, iterations, warmup, meter, idle_rss_mb=None):
+def measure(segmenter, frame, iterations, warmup, meter, idle_rss_mb=None, window=None):
     """Times ``segmenter.segment(frame)``; warm-up frames are outside every window.
 
     ``idle_rss_mb``: RSS before the segmenter was built, for the memory this row added.
+    ``window``: a context manager around the timed frames (a utilization phase).
     """
     start = time.perf_counter()
     segmenter.segment(frame)  # builds fixed-shape backends for this size
@@ -180,7 +188,7 @@ def measure(segmenter, frame, iterations, warmup, meter, idle_rss_mb=None):
     peak.start()
     segmenter.segment(frame)
     latencies, inference = [], []
-    with EnergyWindow(meter) as energy:
+    with EnergyWindow(meter) as energy, (window or contextlib.nullcontext()):
         window_start = time.perf_counter()
         for _ in range(iterations):
             t0 = time.perf_counter()
@@ -223,38 +231,98 @@ def _options(config, backend):
     return {"optimize": {"default": True, "max": "max", "eager": False}[config.torch_optimize]}
 
 
-def frequency_sweep(config, clocks, model_name, backend, size, log):
-    """FPS at each pinned GPU clock (root only); clocks are restored afterwards."""
-    points = []
-    model, entry, _ = load_model(model_name)
+def engine_megabytes(segmenter):
+    """Serialized TensorRT engine size of the backend that ran, when it built engines."""
+    count = getattr(getattr(segmenter.backend, "current", None), "engine_bytes", None)
+    return count / 1e6 if count else None
+
+
+def _label(model_name, backend, size, mhz=None):
+    return "%s/%s/%dx%d%s" % (model_name, backend, size[0], size[1],
+                              "@%.0fMHz" % mhz if mhz is not None else "")
+
+
+def _detail_size(config):
+    """The one resolution of the sweep and the op profile: 1024x512 unless not measured."""
+    return SWEEP_SIZE if SWEEP_SIZE in config.sizes or not config.sizes else config.sizes[-1]
+
+
+def op_profiles(config, log):
+    """{model: op split} of the torch backend's CPU forward (``bench.profile``)."""
+    size = _detail_size(config)
+    result = OrderedDict()
+    for model_name in config.models:
+        model, entry, _ = load_model(model_name)
+        result[model_name] = profile.profile_model(model, entry, size, min(config.iterations, 5),
+                                                   _options(config, "torch"))
+        log("op profile %s at %dx%d: %.1f ms, conv %.0f %%" % (
+            model_name, size[0], size[1], result[model_name]["total_ms"],
+            100 * result[model_name]["conv_ms"] / max(result[model_name]["total_ms"], 1e-9)))
+    return result
+
+
+def frequency_sweeps(config, clocks, backend, meter, sampler, log):
+    """{model: sweep} at each pinned GPU clock (``bench.frequency``), power and energy
+    measured at every clock; clocks are restored after each model."""
+    size = _detail_size(config)
     frame = frame_at(config.image if config.image is not None else synthetic_frame(*size), size)
-    try:
-        for mhz in gpu_clocks.sweep_points(clocks.available_mhz()):
-            clocks.pin_mhz(mhz)
+    sweeps = OrderedDict()
+    for model_name in config.models:
+        model, entry, _ = load_model(model_name)
+        try:
             segmenter = _segmenter(model, entry, backend, size, config.device, config.precision,
                                    _options(config, backend))
-            result = measure(segmenter, frame, config.iterations, config.warmup, detect_power(False))
-            points.append(OrderedDict([("mhz", mhz), ("fps", result["fps"]),
-                                       ("latency_ms_p50", result["latency_ms_p50"])]))
-            log("gpu %.0f MHz: %.1f FPS" % (mhz, result["fps"]))
-    finally:
-        clocks.restore()
-    return points
+
+            def measure_at(mhz, segmenter=segmenter, model_name=model_name):
+                label = _label(model_name, backend, size, mhz)
+                result = measure(segmenter, frame, config.iterations, config.warmup, meter,
+                                 window=sampler.phase(label))
+                keep = ("fps", "latency_ms_p50", "inference_ms_p50", "power_w",
+                        "energy_j_per_frame", "power_source")
+                point = OrderedDict((k, result[k]) for k in keep)
+                point["utilization"] = sampler.summary(label)
+                return point
+
+            log("sweep %s (%s, %dx%d):" % (model_name, backend, size[0], size[1]))
+            result = frequency.sweep(clocks, measure_at, log)
+        except BackendUnavailable as exc:
+            result = OrderedDict([("status", "unavailable: %s" % exc), ("points", []),
+                                  ("pairs", []), ("overall", None)])
+        result["backend"], result["size"] = backend, "%dx%d" % size
+        sweeps[model_name] = result
+    return sweeps
 
 
-def run_system(config, log=print):
-    """Runs the benchmark described by ``config``; returns the JSON-ready result."""
+def _sampler(config, device):
+    if not config.utilization:
+        return utilization.UtilizationSampler([], missing={"all": "disabled (--no-utilization)"})
+    index = torch.device(device).index or 0
+    sources, missing = utilization.detect_sources(gpu_index=index,
+                                                  interval_s=config.utilization_interval_s)
+    return utilization.UtilizationSampler(sources, config.utilization_interval_s,
+                                          missing=missing)
+
+
+def run_system(config, log=print, clocks=None, meter=None, sampler=None):
+    """Runs the benchmark described by ``config``; returns the JSON-ready result.
+
+    ``clocks``, ``meter`` and ``sampler`` replace the detected GPU clocks, power meter and
+    utilization sampler (tests pass fakes)."""
     device = torch.device(config.device)
     backends = resolve_backends(config.backends, config.device, config.precision)
-    meter = detect_power(config.power)
-    clocks = gpu_clocks.detect_gpu_clocks() if device.type == "cuda" else \
-        gpu_clocks.UnavailableClocks("CPU run")
+    meter = meter if meter is not None else detect_power(config.power)
+    if clocks is None:
+        clocks = gpu_clocks.detect_gpu_clocks() if device.type == "cuda" else \
+            gpu_clocks.UnavailableClocks("CPU run")
+    sampler = sampler if sampler is not None else _sampler(config, config.device)
+    sampler.start()
     rows = []
     try:
         for model_name in config.models:
             model, entry, weights = load_model(model_name)
             params = count_parameters(model)
             size_mb = serialized_megabytes(model)
+            size_fp16_mb = serialized_megabytes(model, torch.float16)
             for size in config.sizes:
                 gmacs = count_macs(model, size[0], size[1]) / 1e9
                 image = config.image if config.image is not None else synthetic_frame(*size)
@@ -263,16 +331,19 @@ def run_system(config, log=print):
                     row = OrderedDict([
                         ("model", model_name), ("backend", backend), ("device", config.device),
                         ("precision", config.precision), ("size", "%dx%d" % tuple(size)),
-                        ("parameters", params), ("size_mb", size_mb), ("gmacs", gmacs),
-                        ("weights", weights)])
+                        ("parameters", params), ("size_mb", size_mb),
+                        ("size_fp16_mb", size_fp16_mb), ("gmacs", gmacs), ("weights", weights)])
+                    label = _label(model_name, backend, size)
                     try:
                         release_free_memory()
                         idle = rss_mb()
                         segmenter = _segmenter(model, entry, backend, size, config.device,
                                                config.precision, _options(config, backend))
                         row.update(measure(segmenter, frame, config.iterations, config.warmup,
-                                           meter, idle))
+                                           meter, idle, window=sampler.phase(label)))
                         row["status"] = "ok"
+                        row["engine_mb"] = engine_megabytes(segmenter)
+                        row["utilization"] = sampler.summary(label)
                         row["backend_info"] = {k: str(v) for k, v in
                                                segmenter.backend.info.items()}
                         del segmenter
@@ -283,11 +354,20 @@ def run_system(config, log=print):
                                                       row["fps"], row["latency_ms_p50"])
                                                   if row["status"] == "ok" else row["status"]))
                     rows.append(row)
-        sweep = []
-        if config.gpu_sweep and clocks.available and clocks.can_set and backends:
-            sweep = frequency_sweep(config, clocks, config.models[0], backends[0],
-                                    (1024, 512), log)
+        sweeps, sweep_reason = OrderedDict(), ""
+        if not config.gpu_sweep:
+            sweep_reason = "not requested (--gpu-freq-sweep)"
+        elif not clocks.available:
+            sweep_reason = "no GPU clocks: %s" % clocks.reason
+        elif not clocks.can_set:
+            sweep_reason = "GPU clocks cannot be pinned here (needs root)"
+        elif not backends:
+            sweep_reason = "no backend can run"
+        else:
+            sweeps = frequency_sweeps(config, clocks, backends[0], meter, sampler, log)
+        ops = op_profiles(config, log) if config.op_profile and device.type == "cpu" else None
     finally:
+        sampler.stop()
         close = getattr(meter, "close", None)
         if close is not None:
             close()
@@ -308,6 +388,9 @@ def run_system(config, log=print):
             ("current_mhz", clocks.current_mhz() if clocks.available else None),
             ("available_mhz", clocks.available_mhz() if clocks.available else []),
             ("can_set", bool(clocks.available and clocks.can_set)),
-            ("sweep", sweep)])),
+            ("sweep", sweeps), ("sweep_reason", sweep_reason)])),
+        ("model_sizes", sizes.size_section(config.models, rows)),
+        ("op_profile", ops),
+        ("utilization", sampler.to_json()),
         ("rows", rows),
     ])

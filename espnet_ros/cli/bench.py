@@ -1,7 +1,8 @@
 """``espnet-ros bench``: a group of benchmarks.
 
-- ``bench system`` (also plain ``bench``): parameters, size, GMACs, FPS, latency, memory and
-  power per model, backend and resolution; Markdown, JSON and PNG reports.
+- ``bench system`` (also plain ``bench``): parameters, fp32/fp16/engine size, GMACs, FPS,
+  latency, memory, utilization and power per model, backend and resolution, the GPU frequency
+  sweep; Markdown, JSON, CSV and PNG reports.
 - ``bench cpu``: plain eager PyTorch against each CPU optimization step, in one run.
 - Sibling modules listed in SIBLINGS (``bench_node.py``: ``bench node``) add their own
   sub-subcommand with ``add_parser(bench_subparsers)``; a missing one is skipped.
@@ -44,6 +45,12 @@ def _system_command(args):
         parts.append("--no-power")
     if args.gpu_freq_sweep:
         parts.append("--gpu-freq-sweep")
+    if args.op_profile:
+        parts.append("--op-profile")
+    if args.no_utilization:
+        parts.append("--no-utilization")
+    elif args.utilization_interval != 0.2:
+        parts += ["--utilization-interval", str(args.utilization_interval)]
     return " ".join(parts)
 
 
@@ -86,7 +93,15 @@ def add_system_arguments(p):
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="report folder")
     p.add_argument("--no-power", action="store_true", help="skip the power/energy columns")
     p.add_argument("--gpu-freq-sweep", action="store_true",
-                   help="pin the GPU clock to several frequencies and time each (root)")
+                   help="time every model again at several pinned GPU clocks, power included, "
+                        "and report the frequency sensitivity (root)")
+    p.add_argument("--utilization-interval", type=float, default=0.2, metavar="S",
+                   help="seconds between CPU/GPU/memory utilization samples (default 0.2)")
+    p.add_argument("--no-utilization", action="store_true",
+                   help="do not sample CPU/GPU/memory utilization")
+    p.add_argument("--op-profile", action="store_true",
+                   help="CPU: also split each model's forward time by kind of op (torch "
+                        "profiler), at 1024x512 when measured")
     p.add_argument("--no-plots", action="store_true")
 
 
@@ -159,6 +174,8 @@ def run_system(args):
             raise CommandError(str(exc).strip('"')) from exc
     if args.iterations < 1 or args.warmup < 1:
         raise CommandError("--iterations and --warmup must be at least 1")
+    if args.utilization_interval <= 0:
+        raise CommandError("--utilization-interval must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
     image, image_name = _load_image(args.image)
@@ -167,7 +184,10 @@ def run_system(args):
                           iterations=args.iterations, warmup=args.warmup, device=args.device,
                           precision=args.precision, power=not args.no_power,
                           gpu_sweep=args.gpu_freq_sweep, image=image, image_name=image_name,
-                          torch_optimize=args.torch_optimize)
+                          torch_optimize=args.torch_optimize,
+                          utilization=not args.no_utilization,
+                          utilization_interval_s=args.utilization_interval,
+                          op_profile=args.op_profile)
     try:
         result = run(config)
     except ValueError as exc:

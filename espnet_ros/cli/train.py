@@ -1,6 +1,8 @@
-"""``espnet-ros train``: the ESPNet (two-stage) and ENet recipes from a YAML config and flags."""
+"""``espnet-ros train``: the ESPNet and ERFNet (two-stage) and ENet recipes from a YAML config and
+flags."""
 from pathlib import Path
 
+from ..training.recipes import RECIPES
 from . import CommandError
 
 # Training settings that may differ when resuming: they do not change the result.
@@ -8,12 +10,12 @@ RESUME_FREE = ("device", "workers", "progress", "log_every")
 
 
 def add_parser(sub):
-    p = sub.add_parser("train", help="train ESPNet / ENet (config file + flags); resumable")
+    p = sub.add_parser("train", help="train ESPNet / ENet / ERFNet (config file + flags); resumable")
     p.add_argument("--config", type=Path, help="YAML config (see config/train_*.yaml)")
     p.add_argument("--out", type=Path, help="output folder (default: out/train/NAME)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoints")
-    p.add_argument("--recipe", choices=("espnet", "espnet-c", "enet"))
+    p.add_argument("--recipe", choices=sorted(RECIPES))
     p.add_argument("--dataset", help="dataset kind: cityscapes, mapillary, camvid, folder")
     p.add_argument("--data-root", help="dataset folder")
     p.add_argument("--name", help="zoo name of the trained model")

@@ -1,6 +1,7 @@
-"""Models: ESPNet variants, ENet, the zoo of named checkpoints and weight resolution."""
+"""Models: ESPNet variants, ENet, ERFNet, the zoo of named checkpoints and weight resolution."""
 from . import zoo
 from .enet import ENet
+from .erfnet import ERFNet, ERFNetEncoder
 from .espnet import ESPNet, ESPNetEncoder
 from .weights import WeightsError, load_state_dict, resolve
 
@@ -12,6 +13,10 @@ def build(entry):
         return ESPNet(**args)
     if entry.arch == "enet":
         return ENet(**args)
+    if entry.arch == "erfnet":
+        return ERFNet(**args)
+    if entry.arch == "erfnet-encoder":
+        return ERFNetEncoder(**args)
     if entry.arch in ("espnet-a", "espnet-b", "espnet-c"):
         args.setdefault("variant", entry.arch[-1].upper())
         return ESPNetEncoder(**args)
@@ -37,5 +42,5 @@ def create_model(name, weights=None, pretrained=True, allow_download=True):
     return model.eval(), entry
 
 
-__all__ = ["ENet", "ESPNet", "ESPNetEncoder", "WeightsError", "build", "create_model",
-           "load_state_dict", "resolve", "zoo"]
+__all__ = ["ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError", "build",
+           "create_model", "load_state_dict", "resolve", "zoo"]

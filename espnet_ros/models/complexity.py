@@ -40,8 +40,19 @@ def count_macs(model: nn.Module, width: int, height: int) -> int:
     return total[0]
 
 
-def serialized_megabytes(model: nn.Module) -> float:
-    """Size of the fp32 state dict as torch.save writes it, in MB (10^6 bytes)."""
+def serialized_megabytes(model: nn.Module, dtype=None) -> float:
+    """Size of the state dict as torch.save writes it, in MB (10^6 bytes).
+
+    ``dtype`` (e.g. torch.float16) casts its floating tensors first: the half-precision file.
+    """
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save(state, buffer)
     return buffer.tell() / 1e6
+
+
+def parameter_megabytes(model: nn.Module, bytes_per_value: int = 4) -> float:
+    """The parameters alone at ``bytes_per_value`` (4: fp32, 2: fp16), in MB (10^6 bytes)."""
+    return count_parameters(model) * bytes_per_value / 1e6

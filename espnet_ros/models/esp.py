@@ -24,27 +24,39 @@ class Conv(nn.Module):
         return self.conv(x)
 
 
-class BNAct(nn.Module):
-    """BatchNorm followed by PReLU."""
+ACTIVATIONS = ("prelu", "relu")
 
-    def __init__(self, n):
+
+def activation(kind, n):
+    """PReLU with one slope per channel (the paper's choice), or ReLU (its ablation)."""
+    if kind == "prelu":
+        return nn.PReLU(n)
+    if kind == "relu":
+        return nn.ReLU(inplace=True)
+    raise ValueError("activation must be one of %s, got %r" % (ACTIVATIONS, kind))
+
+
+class BNAct(nn.Module):
+    """BatchNorm followed by PReLU (or ReLU)."""
+
+    def __init__(self, n, act="prelu"):
         super().__init__()
         self.bn = nn.BatchNorm2d(n, eps=BN_EPS)
-        self.act = nn.PReLU(n)
+        self.act = activation(act, n)
 
     def forward(self, x):
         return self.act(self.bn(x))
 
 
 class ConvBNAct(nn.Module):
-    """Convolution, BatchNorm, PReLU."""
+    """Convolution, BatchNorm, PReLU (or ReLU)."""
 
-    def __init__(self, n_in, n_out, kernel, stride=1):
+    def __init__(self, n_in, n_out, kernel, stride=1, act="prelu"):
         super().__init__()
         padding = (kernel - 1) // 2
         self.conv = nn.Conv2d(n_in, n_out, kernel, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(n_out, eps=BN_EPS)
-        self.act = nn.PReLU(n_out)
+        self.act = activation(act, n_out)
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -91,10 +103,10 @@ class _ESPBase(nn.Module):
 class ESP(_ESPBase):
     """ESP module: 1x1 reduce to N/K, K dilated 3x3 branches, HFF, optional residual, BN+PReLU."""
 
-    def __init__(self, n_in, n_out, k=5, add=True, hff=True):
+    def __init__(self, n_in, n_out, k=5, add=True, hff=True, act="prelu"):
         super().__init__(n_out, k, hff)
         self.c1 = Conv(n_in, self.reduced, 1)
-        self.bn = BNAct(n_out)
+        self.bn = BNAct(n_out, act)
         self.add = add and n_in == n_out
 
     def forward(self, x):
@@ -107,11 +119,11 @@ class ESP(_ESPBase):
 class StridedESP(_ESPBase):
     """ESP module that halves the resolution: the reduction is a strided 3x3 conv."""
 
-    def __init__(self, n_in, n_out, k=5, hff=True):
+    def __init__(self, n_in, n_out, k=5, hff=True, act="prelu"):
         super().__init__(n_out, k, hff)
         self.c1 = Conv(n_in, self.reduced, 3, stride=2)
         self.bn = nn.BatchNorm2d(n_out, eps=BN_EPS)
-        self.act = nn.PReLU(n_out)
+        self.act = activation(act, n_out)
 
     def forward(self, x):
         return self.act(self.bn(self._fuse(self.c1(x))))

@@ -38,7 +38,7 @@ CAMVID_NORM = Normalization(
 
 class ModelEntry(NamedTuple):
     name: str
-    arch: str                          # espnet | espnet-a | espnet-b | espnet-c | enet
+    arch: str                          # espnet | espnet-a/-b/-c | enet | erfnet | erfnet-encoder
     arch_args: Dict[str, object]
     classes: Tuple[str, ...]
     palette: Tuple[Tuple[int, int, int], ...]
@@ -64,8 +64,11 @@ class ModelEntry(NamedTuple):
     @property
     def output_stride(self):
         """1 for full-resolution logits, 8 for the encoder-only variants."""
-        return 1 if self.arch in ("espnet", "enet") else 8
+        return 8 if self.arch in ENCODER_ARCHS else 1
 
+
+# Architectures whose logits are at 1/8 of the input (first training stages, ESPNet-A/B/C).
+ENCODER_ARCHS = ("espnet-a", "espnet-b", "espnet-c", "erfnet-encoder")
 
 _ZOO = OrderedDict()
 
@@ -98,6 +101,9 @@ for _arch, _desc in (("espnet", "ESPNet: ESPNet-C encoder + reduce-upsample-merg
 _register(ModelEntry(name="enet", arch="enet", arch_args={"classes": 20},
                      description="ENet (Paszke et al. 2016), the paper's baseline (no weights)",
                      **_CITY))
+_register(ModelEntry(name="erfnet", arch="erfnet", arch_args={"classes": 20},
+                     description="ERFNet (Romera et al. 2017), the paper's second baseline "
+                                 "(no weights)", **_CITY))
 
 _SHA = {
     "decoder/espnet_p_2_q_3.pth": "8f3eb198fb15e5da7fa8d258d5f0fc4a4213e1124f415f6fc54d2772d585a7fc",

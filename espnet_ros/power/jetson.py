@@ -128,6 +128,59 @@ def parse_tegrastats(line):
     return rails
 
 
+class TegrastatsProcess:
+    """A running ``tegrastats`` whose output lines go to ``on_line`` (power meter, utilization)."""
+
+    def __init__(self, command, on_line):
+        self.command = list(command)
+        self.on_line = on_line
+        self.process = None
+        self._reader = None
+
+    def start(self):
+        try:
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                universal_newlines=True)
+        except OSError as exc:
+            raise PowerReadError(
+                "tegrastats: cannot run %s: %s" % (self.command[0], exc)) from exc
+        self._reader = threading.Thread(target=self._pump, args=(self.process.stdout,),
+                                        name="tegrastats-reader", daemon=True)
+        self._reader.start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self.on_line(line)
+
+    def close(self):
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        # The reader ends at EOF; closing the pipe under it would raise in its thread.
+        if self._reader is not None:
+            self._reader.join(timeout=2.0)
+            self._reader = None
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def tegrastats_command(root="/", interval_ms=100):
+    """``[path, "--interval", ms]`` of the tegrastats under ``root``, or None when absent."""
+    path = os.path.join(root, "usr/bin/tegrastats")
+    if not os.path.exists(path) and os.path.abspath(root) == os.sep:
+        path = shutil.which("tegrastats")
+    if not path or not os.path.exists(path):
+        return None
+    return [path, "--interval", str(int(interval_ms))]
+
+
 class TegrastatsMeter(SampledMeter):
     """Power from tegrastats lines: fed by ``feed_line`` or by a spawned tegrastats process."""
 
@@ -138,8 +191,7 @@ class TegrastatsMeter(SampledMeter):
         self.rail = None
         self._latest_w = None
         self._first_line = threading.Event()
-        self._process = None
-        self._reader = None
+        self.tegrastats = TegrastatsProcess(self.command, self.feed_line) if command else None
 
     def feed_line(self, line):
         """Parse one line; returns True when it held power rails."""
@@ -158,52 +210,21 @@ class TegrastatsMeter(SampledMeter):
         return self._latest_w
 
     def _begin(self):
-        if self.command and self._process is None:
-            self._spawn()
+        if self.tegrastats is not None and self.tegrastats.process is None:
+            self.tegrastats.start()
+            if not self._first_line.wait(self.first_line_timeout_s):
+                self.close()
+                raise PowerReadError("tegrastats: no power line within %.1f s"
+                                     % self.first_line_timeout_s)
         super()._begin()
 
-    def _spawn(self):
-        try:
-            self._process = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                universal_newlines=True)
-        except OSError as exc:
-            raise PowerReadError(
-                "tegrastats: cannot run %s: %s" % (self.command[0], exc)) from exc
-        self._reader = threading.Thread(target=self._pump, args=(self._process.stdout,),
-                                        name="tegrastats-reader", daemon=True)
-        self._reader.start()
-        if not self._first_line.wait(self.first_line_timeout_s):
-            self.close()
-            raise PowerReadError("tegrastats: no power line within %.1f s"
-                                 % self.first_line_timeout_s)
-
-    def _pump(self, stream):
-        for line in stream:
-            self.feed_line(line)
-
     def close(self):
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        # The reader ends at EOF; closing the pipe under it would raise in its thread.
-        if self._reader is not None:
-            self._reader.join(timeout=2.0)
-            self._reader = None
-        if process.stdout is not None:
-            process.stdout.close()
+        if self.tegrastats is not None:
+            self.tegrastats.close()
 
 
 def detect_tegrastats(root, clock, _device_index):
-    path = os.path.join(root, "usr/bin/tegrastats")
-    if not os.path.exists(path) and os.path.abspath(root) == os.sep:
-        path = shutil.which("tegrastats")
-    if not path or not os.path.exists(path):
+    command = tegrastats_command(root)
+    if command is None:
         return None, "tegrastats: not installed"
-    return TegrastatsMeter([path, "--interval", "100"], clock), ""
+    return TegrastatsMeter(command, clock), ""

@@ -2,7 +2,7 @@
 
     metrics     ConfusionMatrix: update(pred, gt) / compute(), group (category) IoU
     losses      class weights 1/ln(c + p), weighted cross entropy
-    recipes     ESPNet two-stage, ESPNet-C, ENet
+    recipes     ESPNet two-stage, ESPNet-C, ENet, ERFNet two-stage
     config      YAML configuration with defaults, recipes and overrides
     train       the loop: stages, validation, atomic checkpoints, exact resume, CSV/TensorBoard
     checkpoint  checkpoint format, zoo entries from checkpoints, registration

@@ -17,7 +17,10 @@ DEFAULTS = {
     "recipe": "espnet",
     "dataset": {"kind": "camvid", "root": None, "train_split": "train", "val_split": "val",
                 "limit": None, "val_limit": None, "options": {}},
-    "model": {"alpha2": 2, "alpha3": 8, "k": 5, "decoder_skip": "l1"},
+    # ESPNet family; residual/hff/act/downsample are the paper's ablation switches (defaults:
+    # its design), recorded in the checkpoint's zoo entry.
+    "model": {"alpha2": 2, "alpha3": 8, "k": 5, "decoder_skip": "l1", "residual": True,
+              "hff": True, "act": "prelu", "downsample": "esp"},
     "void_as_class": True,            # learn ignored pixels as an extra class, as the original
     "input_size": [1024, 512],        # native model input (width, height); scales are relative
     "normalization": "dataset",       # "dataset" | "cityscapes" | "camvid" | {order, mean, std, scale}

@@ -9,6 +9,13 @@ lr 5e-4, weight decay 5e-4, lr halved every 100 epochs, 300 epochs per stage, cl
 
 ENet (Paszke et al., 2016): Adam, lr 5e-4, weight decay 2e-4, class weights 1/ln(1.02 + p_c),
 batch 10; trained here end to end in one stage.
+
+ERFNet (Romera et al., 2017, and the authors' code): stage 1 trains the encoder with a 1x1
+classifier against labels down-sampled x8, stage 2 the whole network, its encoder initialised
+from stage 1 (the stage-1 classifier is dropped); Adam, lr 5e-4, weight decay 2e-4, batch 6,
+150 epochs per stage, class weights 1/ln(1.10 + p_c). The paper halves the learning rate
+"when the training error becomes stagnant"; the fixed step here (every 50 epochs) stands in
+for that, as the schedules of this trainer are fixed steps.
 """
 import copy
 
@@ -30,6 +37,16 @@ RECIPES = {
         "class_weight_c": 1.10,
         "stages": [{"name": "encoder", "arch": "espnet-c", "label_stride": 8, "epochs": 300,
                     "batch_size": 12}],
+    },
+    "erfnet": {
+        "optim": dict(_OPTIM, weight_decay=2e-4, lr_step_epochs=50),
+        "class_weight_c": 1.10,
+        "stages": [
+            {"name": "encoder", "arch": "erfnet-encoder", "label_stride": 8, "epochs": 150,
+             "batch_size": 6},
+            {"name": "decoder", "arch": "erfnet", "init_from": "encoder", "label_stride": 1,
+             "epochs": 150, "batch_size": 6},
+        ],
     },
     "enet": {
         "optim": dict(_OPTIM, weight_decay=2e-4),

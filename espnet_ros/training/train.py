@@ -29,6 +29,7 @@ from ..data import build_dataset
 from ..data.stats import split_statistics
 from ..data.transforms import Augmented, TrainTransform
 from ..models import build, zoo
+from ..models.espnet import ABLATION_DEFAULTS
 from ..models.zoo import ModelEntry, Normalization
 from . import checkpoint
 from .config import dump
@@ -147,12 +148,17 @@ def stage_entry(config, stage, prep: Prepared, final: bool) -> ModelEntry:
     if classes < 2:  # argmax over one output is constant
         raise ValueError("a segmentation model needs at least 2 outputs, the dataset gives %d: "
                          "set void_as_class to learn the unlabeled pixels as a class" % classes)
-    if arch == "enet":
+    ablation = {key: m[key] for key in ABLATION_DEFAULTS}
+    if arch in ("enet", "erfnet", "erfnet-encoder"):
+        if ablation != ABLATION_DEFAULTS:
+            raise ValueError("stage %r: the ablation switches (model.%s) are ESPNet's; %s has "
+                             "none" % (stage["name"], ", model.".join(ABLATION_DEFAULTS), arch))
         args = {"classes": classes}
     elif arch in ("espnet", "espnet-a", "espnet-b", "espnet-c"):
         args = {"classes": classes, "alpha2": m["alpha2"], "alpha3": m["alpha3"], "k": m["k"]}
         if arch == "espnet":
             args["decoder_skip"] = m["decoder_skip"]
+        args.update(ablation)
     else:
         raise ValueError("stage %r: unknown arch %r" % (stage["name"], arch))
     name = config["name"] if final else "%s-%s" % (config["name"], stage["name"])
@@ -322,6 +328,10 @@ class StageTrainer:
         target = self.model
         if hasattr(self.model, "encoder") and not any(k.startswith("encoder.") for k in state):
             target = self.model.encoder  # an ESPNet-C checkpoint initialises ESPNet's encoder
+            # ERFNet's decoder does not use the first stage's classifier: that one is dropped.
+            own = target.state_dict()
+            state = {k: v for k, v in state.items()
+                     if k in own or not k.startswith("classifier.")}
         target.load_state_dict(state, strict=True)
         self.log("%s: initialised %s from %s" % (self.stage["name"],
                                                   "encoder" if target is not self.model else "model", path))

@@ -29,6 +29,12 @@ def _torch_load(path):
     return torch.load(str(path), **kwargs)
 
 
+def engine_bytes(engine):
+    """Size of a TRTModule's serialized engine, which its state dict holds as bytes."""
+    blob = engine.state_dict().get("engine")
+    return len(blob) if blob is not None else 0
+
+
 def record_piece_inputs(model, batches):
     """{piece name: [input tuples]} seen when running ``batches`` through the eager pieces."""
     recorded = defaultdict(list)
@@ -82,6 +88,7 @@ class Torch2trtBackend(Backend):
         self.info["gpu"] = "%s (sm_%d%d)" % ((gpu_name,) + tuple(capability))
         self.info["local converters"] = ", ".join(c.method for c in selected) or "none"
         self.info["engines"] = OrderedDict()
+        self.engine_bytes = 0  # all pieces together, for the model-size report
 
         calibration, calibration_sha = {}, None
         if self.precision == "int8":
@@ -123,6 +130,7 @@ class Torch2trtBackend(Backend):
 
             engine, how = cache.get_or_build(fields, build, save, load, check)
             self.info["engines"][name] = how
+            self.engine_bytes += engine_bytes(engine)
             return engine
 
         sample = torch.randn(self.input_shape, device=self.device)

@@ -1,11 +1,12 @@
-"""Inference backends behind one interface: torch (CPU/CUDA), onnxruntime (CPU), torch2trt.
+"""Inference backends behind one interface: torch (CPU/CUDA), onnxruntime and openvino (CPU),
+torch2trt.
 
 ``create_backend(model, entry, input_shape, name, device, precision, fallback)`` returns an
 object with ``forward(batch) -> logits``, ``name``, ``precision``, ``device`` and ``info``;
 ``select_backend`` resolves a name (or "auto") to one that can run here. Heavy libraries
-(onnxruntime, TensorRT) are imported only when their backend is checked or built.
+(onnxruntime, OpenVINO, TensorRT) are imported only when their backend is checked or built.
 """
-from . import onnxruntime_backend, torch_backend, trt  # noqa: F401  (registers the backends)
+from . import onnxruntime_backend, openvino_backend, torch_backend, trt  # noqa: F401  (registers)
 from .base import (
     AUTO,
     PRECISIONS,

@@ -51,6 +51,14 @@ class Pipeline:
         return median
 
 
+def backend_options(config):
+    """Backend options from the node's parameters (only those set)."""
+    options = {}
+    if config.get("calibration_file"):
+        options["calibration_file"] = config["calibration_file"]
+    return options
+
+
 def build_pipeline(config):
     """Builds (and warms up) a pipeline from the node's parameter values.
 
@@ -62,7 +70,8 @@ def build_pipeline(config):
     segmenter = Segmenter.from_zoo(config["model"], weights=config["weights"] or None,
                                    device=config["device"], input_size=size,
                                    backend=config["backend"], precision=config["precision"],
-                                   fallback=config["allow_fallback"])
+                                   fallback=config["allow_fallback"],
+                                   backend_options=backend_options(config))
     backend, precision = segmenter.backend_name, segmenter.precision
     pipeline = Pipeline(segmenter, backend, precision)
     pipeline.set_palette(config["palette"])

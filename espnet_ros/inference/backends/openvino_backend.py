@@ -85,10 +85,12 @@ def compile_pieces(model, ov_models, precision, threads, sample):
 def low_precision_ops(compiled_piece):
     """(ops running in u8/i8, convolutions) of a compiled model, from its runtime graph."""
     low, convs = 0, 0
+    def text(info, key):
+        return str(info[key].astype(str)) if key in info else ""
+
     for op in compiled_piece.compiled.get_runtime_model().get_ops():
         info = op.get_rt_info()
-        precision = str(info["runtimePrecision"]) if "runtimePrecision" in info else ""
-        layer = str(info["layerType"]) if "layerType" in info else op.get_type_name()
+        precision, layer = text(info, "runtimePrecision"), text(info, "layerType")
         if "Convolution" in layer or "Deconvolution" in layer:
             convs += 1
             low += precision in ("u8", "i8")

@@ -50,9 +50,12 @@ class GateResult(NamedTuple):
         return cls(**data)
 
 
-def decide(agreements, miou_fp32=None, miou_candidate=None, min_agreement=MIN_AGREEMENT,
-           max_miou_drop=MAX_MIOU_DROP):
-    """The verdict from per-frame agreements (fractions) and optional mIoUs (percent)."""
+def decide(agreements, miou_fp32=None, miou_candidate=None, min_agreement=None,
+           max_miou_drop=None):
+    """The verdict from per-frame agreements (fractions) and optional mIoUs (percent);
+    thresholds default to MIN_AGREEMENT and MAX_MIOU_DROP."""
+    min_agreement = MIN_AGREEMENT if min_agreement is None else min_agreement
+    max_miou_drop = MAX_MIOU_DROP if max_miou_drop is None else max_miou_drop
     if not agreements:
         raise ValueError("the gate needs at least one frame")
     reasons = []

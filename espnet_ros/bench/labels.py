@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import NamedTuple, Optional
 
 from . import stats
-from .cpu import _receive
+from .cpu import _receive, stop_workers
 
 GOAL, MOONSHOT = 5.0, 8.0   # image -> labels speed-up over the original code (p2q8, 1024x512)
 
@@ -138,14 +138,7 @@ def run_labels_study(model_name, size, frames, paths, rounds=7, iterations=3, pr
                 "%s %.0f" % (n, stats.median([t for t, _ in results[n]["rounds"][-1]]))
                 for n in workers)))
     finally:
-        for process, conn in workers.values():
-            try:
-                conn.send(("stop",))
-            except (OSError, BrokenPipeError):
-                pass
-            process.join(10)
-            if process.is_alive():
-                process.terminate()
+        stop_workers(workers)
     return summarize(model_name, size, frames, results, rounds, iterations)
 
 

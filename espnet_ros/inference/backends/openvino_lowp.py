@@ -7,6 +7,7 @@ node start with a cached model neither re-reads the frames nor re-runs the gate.
 """
 import json
 import logging
+import os
 import time
 import zipfile
 from collections import OrderedDict
@@ -109,9 +110,18 @@ def _frames(frame_set, expected_sha, what):
     return frames
 
 
+def import_nncf():
+    """nncf with its usage telemetry off: without a consent file it would otherwise send
+    events to a web analytics service from every process that quantizes (a robot's or CI's
+    included). NNCF_CI is NNCF's own switch for that; a value the user set is kept."""
+    os.environ.setdefault("NNCF_CI", "1")
+    import nncf
+    return nncf
+
+
 def quantize_pieces(model, ov_models, batches):
     """NNCF post-training quantization of each piece on the inputs it sees for ``batches``."""
-    import nncf
+    nncf = import_nncf()
     recorded = record_piece_inputs(model, batches)
     quantized = OrderedDict()
     for name, ov_model in ov_models.items():

@@ -18,6 +18,7 @@ setup(
     install_requires=["torch>=1.10", "numpy", "opencv-python-headless", "pyyaml", "tqdm", "pillow"],
     extras_require={
         "onnx": ["onnx", "onnxruntime"],
+        "openvino": ["openvino", "nncf", "onnx"],
         "train": ["matplotlib", "tensorboard", "cityscapesscripts"],
         "bag": ["rosbags"],
         "bench": ["psutil"],

@@ -161,15 +161,20 @@ def run_cpu_study(model_name, size, frames, candidates=None, rounds=7, iteration
             log("round %d/%d: %s" % (index + 1, rounds, ", ".join(
                 "%s %.0f" % (n, results[n]["round_ms"][-1]) for n in workers)))
     finally:
-        for process, conn in workers.values():
-            try:
-                conn.send(("stop",))
-            except (OSError, BrokenPipeError):
-                pass
-            process.join(10)
-            if process.is_alive():
-                process.terminate()
+        stop_workers(workers)
     return summarize(model_name, size, results, rounds, iterations, frames)
+
+
+def stop_workers(workers):
+    """Asks every (process, connection) of ``workers`` to stop; terminates those that hang."""
+    for process, conn in workers.values():
+        try:
+            conn.send(("stop",))
+        except (OSError, BrokenPipeError):
+            pass
+        process.join(10)
+        if process.is_alive():
+            process.terminate()
 
 
 def summarize(model_name, size, results, rounds, iterations, frames):

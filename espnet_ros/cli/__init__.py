@@ -7,7 +7,8 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo", "train", "eval", "bag", "bench")
+SUBCOMMANDS = ("predict", "models", "info", "node", "camera", "demo", "train", "eval", "calibrate",
+               "bag", "bench")
 
 
 class CommandError(Exception):

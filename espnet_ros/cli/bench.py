@@ -3,7 +3,9 @@
 - ``bench system`` (also plain ``bench``): parameters, fp32/fp16/engine size, GMACs, FPS,
   latency, memory, utilization and power per model, backend and resolution, the GPU frequency
   sweep; Markdown, JSON, CSV and PNG reports.
-- ``bench cpu``: plain eager PyTorch against each CPU optimization step, in one run.
+- ``bench cpu``: image -> labels of the original code against the default path and each
+  backend / precision (with first-label times and gate figures), and plain eager PyTorch
+  against each CPU optimization step, in one run.
 - Sibling modules listed in SIBLINGS (``bench_node.py``: ``bench node``) add their own
   sub-subcommand with ``add_parser(bench_subparsers)``; a missing one is skipped.
 """
@@ -64,6 +66,14 @@ def _cpu_command(args):
         parts.append("--no-compile")
     if args.no_onnxruntime:
         parts.append("--no-onnxruntime")
+    if args.study != "both":
+        parts += ["--study", args.study]
+    if args.models:
+        parts += ["--models", ",".join(args.models)]
+    for path in args.calibration:
+        parts += ["--calibration", str(path)]
+    if args.no_openvino:
+        parts.append("--no-openvino")
     return " ".join(parts)
 
 
@@ -119,6 +129,15 @@ def add_cpu_arguments(p):
                    help="thread counts to try on the last step (default: 1; '' for none)")
     p.add_argument("--no-onnxruntime", action="store_true")
     p.add_argument("--camvid-frames", type=int, default=4, help="CamVid frames for agreement")
+    p.add_argument("--study", choices=("both", "labels", "steps"), default="both",
+                   help="labels: image -> labels vs the original code; steps: forward per CPU "
+                        "step; both (default)")
+    p.add_argument("--models", type=_csv, default=None,
+                   help="labels study: comma-separated zoo names (default: --model)")
+    p.add_argument("--calibration", action="append", default=[], metavar="FILE",
+                   help="labels study: a calibration file of espnet-ros calibrate (bf16/int8 "
+                        "row for its model); repeat for several")
+    p.add_argument("--no-openvino", action="store_true", help="labels study: no openvino rows")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="report folder")
 
 
@@ -212,6 +231,11 @@ def run_cpu(args):
     if not frames:
         print("no real frames ($ESPNET_ROS_DATA unset): agreement is on a synthetic frame")
         frames = [("synthetic", synthetic_frame(*args.size))]
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.study in ("both", "labels"):
+        run_labels(args, frames)
+    if args.study == "labels":
+        return 0
     from ..inference.backends.cpu_optim import ALL_STEPS
     steps = args.steps if args.steps is not None else STEP_SEQUENCE
     unknown = set(steps) - set(ALL_STEPS)
@@ -225,7 +249,6 @@ def run_cpu(args):
                                args.iterations, pretrained=bool(entry.weights_file))
     result["command"] = _cpu_command(args)
     table = cpu.format_table(result)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_cpu.json").write_text(json.dumps(result, indent=1, default=str))
     verdict = "no candidate kept >= 99.9 % agreement"
     if result["best"]:
@@ -240,3 +263,56 @@ def run_cpu(args):
     print(text, end="")
     print("written: %s" % (args.out / "bench_cpu.json"))
     return 0
+
+
+def _load_text():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def _calibrations(paths, models):
+    """{model: [(precision, file)]} from calibration files (their own model and precision)."""
+    from ..inference.calibration import load_spec
+    found = {name: [] for name in models}
+    for path in paths:
+        try:
+            spec = load_spec(path)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if spec.model not in found:
+            raise CommandError("%s calibrates %s, which is not among the models (%s)"
+                               % (spec.path, spec.model, ", ".join(models)))
+        found[spec.model].append((spec.precision, spec.path))
+    return found
+
+
+def run_labels(args, frames):
+    """The image -> labels study for each model; writes bench_cpu_labels.{json,md}."""
+    from ..bench import labels
+    from ..models import zoo
+    models = args.models or (args.model,)
+    for name in models:
+        try:
+            zoo.get(name)
+        except KeyError as exc:
+            raise CommandError(str(exc).strip('"')) from exc
+    calibrations = _calibrations(args.calibration, models)
+    results, sections = [], []
+    for name in models:
+        load_before = _load_text()
+        paths = labels.default_paths(calibrations[name], openvino=not args.no_openvino)
+        result = labels.run_labels_study(name, args.size, frames, paths, args.rounds,
+                                         args.iterations,
+                                         pretrained=bool(zoo.get(name).weights_file))
+        result["load"] = "before: %s; after: %s" % (load_before, _load_text())
+        result["command"] = _cpu_command(args)
+        results.append(result)
+        sections.append("### %s at %s, frame %s (%s), %d rounds x %d\n\n%s\n\n%s\n%s, %d CPU(s)\n"
+                        % (name, result["size"], result["frame"], result["frame_size"],
+                           result["rounds"], result["iterations_per_round"],
+                           labels.format_table(result), labels.verdict(result), result["load"],
+                           os.cpu_count()))
+    text = "\n".join(sections) + "`%s`\n" % _cpu_command(args)
+    (args.out / "bench_cpu_labels.json").write_text(json.dumps(results, indent=1, default=str))
+    (args.out / "bench_cpu_labels.md").write_text(text)
+    print(text, end="")
+    print("written: %s" % (args.out / "bench_cpu_labels.json"))

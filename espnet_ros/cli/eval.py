@@ -21,6 +21,13 @@ def add_parser(sub):
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--size", type=parse_size, help="model input WIDTHxHEIGHT (default: native)")
     p.add_argument("--limit", type=int, help="evaluate the first N frames only")
+    p.add_argument("--backend", help="inference backend (default: torch for fp32, openvino for "
+                                     "bf16/int8)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    p.add_argument("--calibration", type=Path, metavar="FILE",
+                   help="bf16/int8: calibration file (or folder) of espnet-ros calibrate")
+    p.add_argument("--ignore-gate", action="store_true",
+                   help="evaluate a bf16/int8 model even though it failed the accuracy gate")
     p.add_argument("--export-cityscapes", type=Path, metavar="DIR",
                    help="also write Cityscapes submission files (labelIds, 2048x1024) to DIR; "
                         "a split without ground truth (test) is exported, not scored")
@@ -31,19 +38,30 @@ def add_parser(sub):
 
 def load_segmenter(args):
     from ..inference import Segmenter
+    from ..inference.backends import BackendUnavailable
     from ..models import WeightsError
     from ..models.registry import register_checkpoint
 
     name = args.model
+    backend = args.backend or ("openvino" if args.precision in ("bf16", "int8") else "torch")
+    options = {}
+    if args.calibration:
+        options["calibration_file"] = str(args.calibration)
+    if args.ignore_gate:
+        options["enforce_gate"] = False
     try:
         if name is None:
             if not args.weights:
                 raise CommandError("give --model NAME, or --weights with a checkpoint of espnet-ros train")
             name = register_checkpoint(args.weights, replace=True).name
         return Segmenter.from_zoo(name, weights=args.weights, device=args.device,
-                                  input_size=args.size or "native")
+                                  input_size=args.size or "native", backend=backend,
+                                  precision=args.precision, fallback=False,
+                                  backend_options=options)
     except (KeyError, WeightsError, ValueError) as exc:
         raise CommandError(str(exc).strip('"')) from exc
+    except BackendUnavailable as exc:  # no silent fallback: the report names what ran
+        raise CommandError(str(exc)) from exc
 
 
 def load_dataset(args):
@@ -85,11 +103,17 @@ def run(args):
         report = evaluate(segmenter, dataset, progress=progress, on_prediction=exporter)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
+    info = dict(segmenter.backend.info) if segmenter.backend is not None else {}
     extra = {"weights": str(args.weights) if args.weights else "published",
+             "backend": segmenter.backend_name, "precision": segmenter.precision,
+             "gate": info.get("gate", "not applicable (fp32)" if segmenter.precision == "fp32"
+                              else "none"),
              "command": "espnet-ros " + " ".join(sys.argv[1:])}
     out = args.out or Path("out") / "eval" / ("%s_%s_%s" % (segmenter.entry.name, dataset.kind, args.split))
     paths = write_report(report, out, extra, plot=not args.no_plot)
     print(markdown(report), end="")
+    print("backend %s, precision %s; gate: %s" % (extra["backend"], extra["precision"],
+                                                  extra["gate"]))
     if exporter:
         print("wrote %d submission file(s) to %s" % (len(exporter.written), args.export_cityscapes))
     print("reports: %s" % json.dumps({k: str(v) for k, v in paths.items()}))

@@ -49,6 +49,7 @@ def gather():
         "backend torch-cpu": _backend_state("torch", "cpu"),
         "backend torch-cuda": _backend_state("torch", "cuda"),
         "backend onnxruntime": _backend_state("onnxruntime", "cpu", "onnxruntime"),
+        "backend openvino": _backend_state("openvino", "cpu", "openvino"),
         "backend torch2trt": _backend_state("torch2trt", "cuda", "torch2trt"),
         "tensorrt": _version("tensorrt"),
         "rclpy": _version("rclpy"),

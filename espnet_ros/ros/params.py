@@ -23,10 +23,13 @@ SPECS = (
     ParamSpec("model", "espnet-p2q8-cityscapes", "zoo name (espnet-ros models)", RELOAD),
     ParamSpec("weights", "", "checkpoint file; empty: the model's published weights", RELOAD),
     ParamSpec("backend", "torch", "inference backend", RELOAD,
-              choices=("auto", "torch", "onnxruntime", "torch2trt")),
+              choices=("auto", "torch", "onnxruntime", "openvino", "torch2trt")),
     ParamSpec("device", "cpu", "torch device: cpu, cuda, cuda:N", RELOAD),
-    ParamSpec("precision", "fp32", "fp32, fp16 or int8 (backend permitting)", RELOAD,
-              choices=("fp32", "fp16", "int8")),
+    ParamSpec("precision", "fp32", "fp32, fp16, bf16 or int8 (backend permitting)", RELOAD,
+              choices=("fp32", "fp16", "bf16", "int8")),
+    ParamSpec("calibration_file", "", "bf16/int8 on CPU (backend openvino): calibration file or "
+              "folder of espnet-ros calibrate; a model that failed its accuracy gate is refused",
+              RELOAD),
     ParamSpec("allow_fallback", True,
               "use another backend when the requested one is unavailable (else exit)", RELOAD),
     ParamSpec("input_width", 0, "model input width; 0: the model's native size", RELOAD,
@@ -128,8 +131,17 @@ def pipeline_kwargs(config):
     return dict(model=config["model"], weights=config["weights"] or None,
                 device=config["device"], input_size=size, backend=config["backend"],
                 precision=config["precision"], fallback=config["allow_fallback"],
+                backend_options=backend_options(config),
                 palette=config["palette"], alpha=float(config["overlay_alpha"]),
                 warmup_frames=config["warmup_frames"])
+
+
+def backend_options(config):
+    """Backend options from the parameters (only those set)."""
+    options = {}
+    if config.get("calibration_file"):
+        options["calibration_file"] = config["calibration_file"]
+    return options
 
 
 def torch_threads(config, cores=None):

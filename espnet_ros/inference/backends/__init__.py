@@ -1,12 +1,13 @@
-"""Inference backends behind one interface: torch (CPU/CUDA), onnxruntime (CPU), torch2trt.
+"""Inference backends behind one interface: torch (CPU/CUDA), onnxruntime and openvino (CPU),
+torch2trt.
 
 ``create_backend(model, entry, input_shape, name, device, precision, fallback)`` returns an
 object with ``forward(batch) -> logits``, ``name``, ``precision``, ``device`` and ``info``;
 ``select_backend`` resolves a name (or "auto") to one that can run here, once, and
-``build_backend`` builds that choice per input shape. Heavy libraries
-(onnxruntime, TensorRT) are imported only when their backend is checked or built.
+``build_backend`` builds that choice per input shape. Heavy libraries (onnxruntime, OpenVINO,
+TensorRT) are imported only when their backend is checked or built.
 """
-from . import onnxruntime_backend, torch_backend, trt  # noqa: F401  (registers the backends)
+from . import onnxruntime_backend, openvino_backend, torch_backend, trt  # noqa: F401  (registers)
 from .base import (
     AUTO,
     PRECISIONS,

@@ -12,7 +12,7 @@ from typing import NamedTuple, Tuple
 import torch
 
 LOG = logging.getLogger("espnet_ros")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 AUTO = "auto"
 
 _REGISTRY = OrderedDict()
@@ -104,6 +104,7 @@ def _normalize_device(device):
 FALLBACKS = {
     "torch2trt": ("torch",),
     "onnxruntime": ("torch",),
+    "openvino": ("torch",),
     "torch": (),
 }
 

@@ -5,6 +5,7 @@ so ``PiecewiseENet`` keeps them (and the small glue around them) in PyTorch and 
 other stage to ``convert(name, module, inputs)``, which returns a callable used from then on.
 Pieces are converted lazily on the first call, so each sees its real input shape.
 """
+from collections import defaultdict
 from typing import Callable, Optional
 
 import torch
@@ -134,3 +135,23 @@ def convert_model(model, sample, convert: Callable, check=None):
     with torch.no_grad():
         wrapper(sample)   # converts every piece now, with the real shapes
     return wrapper
+
+
+def record_piece_inputs(model, batches):
+    """{piece name: [input tuples]} seen when running ``batches`` through the eager pieces."""
+    recorded = defaultdict(list)
+
+    def recording(name, module, inputs):
+        def run(*args):
+            recorded[name].append(tuple(a.detach() for a in args))
+            return module(*args)
+        return run
+
+    wrapper = piecewise(model, recording)
+    with torch.no_grad():
+        for batch in batches:
+            if wrapper is None:
+                recorded["model"].append((batch,))
+            else:
+                wrapper(batch)
+    return dict(recorded)

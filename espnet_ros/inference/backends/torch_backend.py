@@ -39,11 +39,14 @@ class TorchBackend(Backend):
                 return "no CUDA device (torch %s, cuda %s)" % (torch.__version__, torch.version.cuda)
             if precision == "int8":
                 return "int8 needs a calibrated engine (backend torch2trt)"
+            if precision == "bf16":
+                return "bf16 is not implemented for CUDA here (CPU: backend openvino)"
             return None
         if device.type != "cpu":
             return "device %s is not supported" % device
         if precision != "fp32":
-            return "%s on CPU has no fast convolution kernels in PyTorch; use fp32" % precision
+            return "%s on CPU has no fast convolution kernels in PyTorch (backend openvino " \
+                   "has bf16/int8)" % precision
         return None
 
     def _build(self, model):

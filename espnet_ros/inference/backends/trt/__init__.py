@@ -9,12 +9,14 @@ on, so everything that needs it is behind imports done at build time only.
 import copy
 import importlib
 import inspect
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 
 import torch
 
 from .. import pieces
+from ..artifact_cache import model_args as key_model_args
 from ..base import Backend, BackendUnavailable, cuda_available, register
+from ..pieces import record_piece_inputs  # noqa: F401  (used here, re-exported)
 from ..validate import ValidationError, validate
 from . import converters, engine_cache, support
 from .convert import ConversionRefused, convert
@@ -33,26 +35,6 @@ def engine_bytes(engine):
     """Size of a TRTModule's serialized engine, which its state dict holds as bytes."""
     blob = engine.state_dict().get("engine")
     return len(blob) if blob is not None else 0
-
-
-def record_piece_inputs(model, batches):
-    """{piece name: [input tuples]} seen when running ``batches`` through the eager pieces."""
-    recorded = defaultdict(list)
-
-    def recording(name, module, inputs):
-        def run(*args):
-            recorded[name].append(tuple(a.detach() for a in args))
-            return module(*args)
-        return run
-
-    wrapper = pieces.piecewise(model, recording)
-    with torch.no_grad():
-        for batch in batches:
-            if wrapper is None:
-                recorded["model"].append((batch,))
-            else:
-                wrapper(batch)
-    return dict(recorded)
 
 
 @register
@@ -101,9 +83,7 @@ class Torch2trtBackend(Backend):
             calibration_sha = engine_cache.tensors_sha256(frames)
         cache = engine_cache.EngineCache(self.options.get("cache_dir"))
         weights = engine_cache.weights_sha256(model)
-        model_args = {"class": type(model).__name__,
-                      "arch": getattr(self.entry, "arch", None),
-                      "args": dict(getattr(self.entry, "arch_args", {}) or {})}
+        model_args = key_model_args(model, self.entry)
 
         def convert_piece(name, module, inputs):
             fields = engine_cache.cache_fields(

@@ -1,0 +1,176 @@
+"""bf16 / int8 OpenVINO models built from a calibration file, gated, and cached beside it.
+
+Key (as the engine cache's): weights sha256, model arguments, input shape, precision, the
+quantization recipe, the calibration and gate frames' sha256, and the torch (ONNX export),
+OpenVINO and NNCF versions. A cached file holds every piece's IR and the gate result, so a
+node start with a cached model neither re-reads the frames nor re-runs the gate.
+"""
+import json
+import logging
+import os
+import time
+import zipfile
+from collections import OrderedDict
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..calibration import load_spec, read_frames, run_gate
+from ..calibration.gate import GateResult
+from .artifact_cache import ArtifactCache, model_args, weights_sha256
+from .pieces import record_piece_inputs
+
+LOG = logging.getLogger("espnet_ros")
+FORMAT_VERSION = 1
+SUFFIX = ".ovz"
+# Measured on p2q8 (README, "CPU int8 and bf16"): asymmetric activations (MIXED) kept more
+# labels than symmetric ones (91.6 % vs 78.4 % on frankfurt_000294); ignoring any single block
+# did not reach the gate, so the recipe stays NNCF's plain one.
+RECIPE = {"tool": "nncf.quantize", "preset": "mixed"}
+
+
+class Calibrated(NamedTuple):
+    models: dict        # piece name -> ov.Model
+    gate: GateResult
+    how: str = "built"  # or "hit" (from the cache)
+    path: str = ""      # the calibration file
+
+
+class CalibrationCache(ArtifactCache):
+    what = "calibration cache"
+    noun = "calibrated model"
+
+
+def _version(distribution):
+    try:
+        from importlib.metadata import version  # does not import the (slow) package
+    except ImportError:  # Python < 3.8
+        return "unknown"
+    try:
+        return version(distribution)
+    except Exception:  # not installed
+        return "absent"
+
+
+def cache_fields(weights, args, input_shape, precision, calibration_sha, gate_sha, versions):
+    return OrderedDict([
+        ("format", FORMAT_VERSION), ("runtime", "openvino"),
+        ("weights_sha256", weights), ("model_args", args),
+        ("input_shape", [int(v) for v in input_shape]), ("precision", precision),
+        ("recipe", RECIPE if precision == "int8" else None),
+        ("calibration_sha256", calibration_sha), ("gate_sha256", gate_sha),
+        ("torch", str(versions["torch"])), ("openvino", str(versions["openvino"])),
+        ("nncf", str(versions["nncf"]) if precision == "int8" else None),
+    ])
+
+
+def library_versions():
+    return {"torch": torch.__version__, "openvino": _version("openvino"), "nncf": _version("nncf")}
+
+
+def save(calibrated, path):
+    import openvino as ov
+    with zipfile.ZipFile(str(path), "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("pieces.json", json.dumps(list(calibrated.models)))
+        archive.writestr("gate.json", json.dumps(calibrated.gate.to_json()))
+        for name, model in calibrated.models.items():
+            with _tmpdir() as folder:
+                xml = "%s/%s.xml" % (folder, name)
+                ov.save_model(model, xml, compress_to_fp16=False)
+                archive.write(xml, name + ".xml")
+                archive.write(xml[:-4] + ".bin", name + ".bin")
+
+
+def load(path):
+    import openvino as ov
+    core = ov.Core()
+    with zipfile.ZipFile(str(path)) as archive:
+        names = json.loads(archive.read("pieces.json"))
+        gate = GateResult.from_json(json.loads(archive.read("gate.json")))
+        models = OrderedDict()
+        for name in names:
+            weights = np.frombuffer(archive.read(name + ".bin"), np.uint8).copy()
+            models[name] = core.read_model(archive.read(name + ".xml").decode(),
+                                           ov.Tensor(weights))
+    return Calibrated(models, gate, "hit")
+
+
+def _tmpdir():
+    import tempfile
+    return tempfile.TemporaryDirectory()
+
+
+def _frames(frame_set, expected_sha, what):
+    frames = read_frames(frame_set)
+    if frames.sha256 != expected_sha:
+        raise ValueError("the %s frames (%s) changed since espnet-ros calibrate wrote the file "
+                         "(sha256 %s..., now %s...): run calibrate again"
+                         % (what, frame_set.describe(), expected_sha[:12], frames.sha256[:12]))
+    return frames
+
+
+def import_nncf():
+    """nncf with its usage telemetry off: without a consent file it would otherwise send
+    events to a web analytics service from every process that quantizes (a robot's or CI's
+    included). NNCF_CI is NNCF's own switch for that; a value the user set is kept."""
+    os.environ.setdefault("NNCF_CI", "1")
+    import nncf
+    return nncf
+
+
+def quantize_pieces(model, ov_models, batches):
+    """NNCF post-training quantization of each piece on the inputs it sees for ``batches``."""
+    nncf = import_nncf()
+    recorded = record_piece_inputs(model, batches)
+    quantized = OrderedDict()
+    for name, ov_model in ov_models.items():
+        items = [inputs[0].numpy() if len(inputs) == 1 else [t.numpy() for t in inputs]
+                 for inputs in recorded[name]]
+        quantized[name] = nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items),
+                                        preset=nncf.QuantizationPreset.MIXED)
+    return quantized
+
+
+def build(model, entry, input_shape, precision, spec, threads):
+    """Calibrates (int8) and gates a model: ``Calibrated`` with the gate result."""
+    from ..preprocess import Preprocessor
+    from ..segmenter import Segmenter
+    from .openvino_backend import compile_pieces, convert_pieces
+    start = time.perf_counter()
+    size = (int(input_shape[3]), int(input_shape[2]))
+    sample = torch.randn(input_shape)
+    ov_models = convert_pieces(model, sample)
+    if precision == "int8":
+        if spec.calibration is None:
+            raise ValueError("%s names no calibration frames (int8 needs them)" % spec.path)
+        frames = _frames(spec.calibration, spec.calibration_sha256, "calibration")
+        preprocess = Preprocessor(entry.normalization, size)
+        batches = [preprocess([image]).clone() for image in frames.images]
+        ov_models = quantize_pieces(model, ov_models, batches)
+    gate_frames = _frames(spec.gate, spec.gate_sha256, "gate")
+    forward, _ = compile_pieces(model, ov_models, precision, threads, sample)
+    reference = Segmenter(model, entry, input_size=size)
+    candidate = Segmenter(model, entry, input_size=size, forward=forward)
+    gate = run_gate(reference, candidate, gate_frames.images, gate_frames.dataset)
+    LOG.info("%s model for %s at %dx%d built in %.0f s; gate %s", precision, entry.name,
+             size[0], size[1], time.perf_counter() - start, gate.summary())
+    return Calibrated(ov_models, gate)
+
+
+def calibrated_models(model, entry, input_shape, precision, path, threads):
+    """The gated ``Calibrated`` model for (model, input shape, precision) from the calibration
+    file at ``path``: cached, else built and cached (raises ValueError / OSError)."""
+    spec = load_spec(path)
+    if spec.precision != precision:
+        raise ValueError("%s was made for %s, not %s" % (spec.path, spec.precision, precision))
+    fields = cache_fields(weights_sha256(model), model_args(model, entry), input_shape,
+                          precision, spec.calibration_sha256, spec.gate_sha256,
+                          library_versions())
+    cache = CalibrationCache(spec.folder, SUFFIX)
+    calibrated, how = cache.get_or_build(
+        fields, lambda: build(model, entry, input_shape, precision, spec, threads), save, load)
+    return calibrated._replace(how=how, path=str(spec.path))
+
+
+__all__ = ["Calibrated", "build", "cache_fields", "calibrated_models"]

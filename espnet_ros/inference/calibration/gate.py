@@ -1,0 +1,105 @@
+"""The accuracy gate a reduced-precision model must pass before anything serves it.
+
+Two figures against the fp32 model on frames the user names: pixel agreement of the labels
+(the smallest over the frames must reach MIN_AGREEMENT) and, where those frames have ground
+truth with the model's classes, the mIoU drop (at most MAX_MIOU_DROP points).
+"""
+from typing import NamedTuple, Optional, Tuple
+
+import numpy as np
+
+MIN_AGREEMENT = 0.99   # fraction of pixels with the fp32 label, smallest over the gate frames
+MAX_MIOU_DROP = 0.5    # mIoU points (percent) the candidate may lose against fp32
+
+
+class GateResult(NamedTuple):
+    passed: bool
+    agreement_min: float
+    agreement_mean: float
+    frames: int
+    miou_fp32: Optional[float] = None        # percent
+    miou_candidate: Optional[float] = None   # percent
+    reasons: Tuple[str, ...] = ()             # why it failed (empty when passed)
+    min_agreement: float = MIN_AGREEMENT
+    max_miou_drop: float = MAX_MIOU_DROP
+
+    @property
+    def miou_drop(self):
+        if self.miou_fp32 is None or self.miou_candidate is None:
+            return None
+        return self.miou_fp32 - self.miou_candidate
+
+    def summary(self):
+        text = "pixel agreement with fp32 %.2f %% min / %.2f %% mean over %d frame(s) " \
+               "(needs >= %.2f %%)" % (100 * self.agreement_min, 100 * self.agreement_mean,
+                                       self.frames, 100 * self.min_agreement)
+        if self.miou_drop is not None:
+            text += "; mIoU %.2f -> %.2f (%+.2f points, allowed -%.2f)" % (
+                self.miou_fp32, self.miou_candidate, -self.miou_drop, self.max_miou_drop)
+        return ("passed: " if self.passed else "failed: ") + text
+
+    def to_json(self):
+        data = self._asdict()
+        data["reasons"] = list(self.reasons)
+        return data
+
+    @classmethod
+    def from_json(cls, data):
+        data = dict(data)
+        data["reasons"] = tuple(data.get("reasons", ()))
+        return cls(**data)
+
+
+def decide(agreements, miou_fp32=None, miou_candidate=None, min_agreement=None,
+           max_miou_drop=None):
+    """The verdict from per-frame agreements (fractions) and optional mIoUs (percent);
+    thresholds default to MIN_AGREEMENT and MAX_MIOU_DROP."""
+    min_agreement = MIN_AGREEMENT if min_agreement is None else min_agreement
+    max_miou_drop = MAX_MIOU_DROP if max_miou_drop is None else max_miou_drop
+    if not agreements:
+        raise ValueError("the gate needs at least one frame")
+    reasons = []
+    low = min(agreements)
+    if low < min_agreement:
+        reasons.append("pixel agreement %.2f %% < %.2f %%" % (100 * low, 100 * min_agreement))
+    if miou_fp32 is not None and miou_candidate is not None \
+            and miou_fp32 - miou_candidate > max_miou_drop:
+        reasons.append("mIoU drop %.2f points > %.2f" % (miou_fp32 - miou_candidate,
+                                                          max_miou_drop))
+    return GateResult(not reasons, float(low), float(np.mean(agreements)), len(agreements),
+                      miou_fp32, miou_candidate, tuple(reasons), min_agreement, max_miou_drop)
+
+
+def _upsample(labels, shape):
+    import cv2
+    if labels.shape == shape:
+        return labels
+    return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def run_gate(reference, candidate, images, dataset=None):
+    """Gate of ``candidate`` against ``reference`` (both ``Segmenter``s) on BGR ``images``.
+
+    With ``dataset`` (the images' labelled split, same order) and a model predicting its
+    classes, the mIoU of both is scored too.
+    """
+    confusions = None
+    if dataset is not None:
+        from ...training.evaluate import scored_classes
+        try:
+            confusions = [scored_classes(reference.entry, dataset)[0] for _ in range(2)]
+        except ValueError:  # other classes than the model's: agreement only
+            confusions = None
+    agreements = []
+    for index, image in enumerate(images):
+        expected = reference.segment(image, "bgr", "model").copy()
+        got = candidate.segment(image, "bgr", "model")
+        agreements.append(float((expected == got).mean()))
+        if confusions is not None:
+            truth = dataset.read_label(index)
+            confusions[0].update(_upsample(expected, truth.shape), truth)
+            confusions[1].update(_upsample(got.copy(), truth.shape), truth)
+    mious = [None, None]
+    if confusions is not None:
+        mious = [100.0 * c.compute().miou for c in confusions]
+    return decide(agreements, mious[0], mious[1])

@@ -58,3 +58,14 @@ def test_info_lists_backends():
     assert result.returncode == 0
     for key in ("torch", "backend onnxruntime", "backend torch2trt", "rclpy"):
         assert key in result.stdout
+
+
+def test_node_subcommand_hands_every_argument_to_ros(monkeypatch):
+    """`espnet-ros node --ros-args -p model:=...` reaches the node untouched by argparse."""
+    from espnet_ros.cli import main, node
+    seen = []
+    monkeypatch.setattr(node, "run_ros", lambda args: seen.append(list(args)) or 0)
+    assert main(["node", "--ros-args", "-p", "model:=espnet-p2q3-cityscapes", "-r",
+                 "image:=/cam/image_raw"]) == 0
+    assert seen == [["--ros-args", "-p", "model:=espnet-p2q3-cityscapes", "-r",
+                     "image:=/cam/image_raw"]]

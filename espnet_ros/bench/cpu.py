@@ -74,6 +74,8 @@ def _worker(conn, candidate, model_name, size, frames, pretrained):
 
         from ..inference import Preprocessor
         from ..models import create_model
+        if not pretrained:  # every worker builds the same random weights: agreement stays meaningful
+            torch.manual_seed(0)
         model, entry = create_model(model_name, pretrained=pretrained)
         width, height = size
         forward, notes = _build_forward(candidate, model, entry, (1, 3, height, width))

@@ -38,6 +38,12 @@ def register_user_models():
 
 def main(argv=None):
     register_user_models()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["node"] and argv[1:2] != ["-h"] and argv[1:2] != ["--help"]:
+        # Everything after "node" belongs to ROS (--ros-args -p ...), which argparse would
+        # take for options of its own.
+        from .node import run_ros
+        return run_ros(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

@@ -12,7 +12,11 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..ros.env import apply_localhost_env
-    apply_localhost_env()
+    return run_ros(args.ros_args)
+
+
+def run_ros(ros_args):
+    """Like ``ros2 run``: the user's DDS settings apply (the project's tests and demo pass
+    loopback-only ones explicitly)."""
     from ..ros.node_main import main
-    return main(["espnet-ros-node"] + list(args.ros_args))
+    return main(["espnet-ros-node"] + list(ros_args))

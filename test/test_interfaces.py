@@ -294,6 +294,7 @@ def test_extend_path_library_first_install_tree_later(workspace, tmp_path):
 def test_helper_reports_why_without_prefix(workspace, tmp_path):
     env = _ros_env(workspace, "helper")
     env.pop(PREFIX_ENV)
+    env.pop("AMENT_PREFIX_PATH", None)  # the ament index is the helper's other way to it
     found, reason = _helper_in_subprocess(env, tmp_path)
     assert not found
     assert PREFIX_ENV in reason and "not set" in reason

@@ -14,6 +14,20 @@ logging.setLoggerClass(logging.Logger)
 DATA_ENV = "ESPNET_ROS_DATA"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path, parent):
+    """Plain test modules, collected by pytest itself.
+
+    launch_testing's plugin (auto-loaded with the ROS 2 tools) imports every test file while
+    collecting the *directory* to look for launch tests; a module-level
+    ``pytest.importorskip`` then skips the whole directory, every test with it. This suite has
+    no launch_testing-style tests, so its modules never need that plugin's collector.
+    """
+    if module_path.name == "__init__.py":
+        return None
+    return pytest.Module.from_parent(parent, path=module_path)
+
+
 def _data_root():
     value = os.environ.get(DATA_ENV)
     return Path(value) if value else None

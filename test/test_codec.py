@@ -330,7 +330,7 @@ def test_compressed_accepts_array_data():
 
 
 @pytest.mark.parametrize("data, needle", [(b"", "empty (0 bytes)"),
-                                          (b"not an image at all", "cannot decode 19 bytes")])
+                                          (b"not an image at all", "neither png nor jpeg")])
 def test_compressed_errors(data, needle):
     with pytest.raises(ImageDecodeError) as info:
         compressed_to_bgr(SimpleNamespace(format="jpeg", data=data))
@@ -340,7 +340,7 @@ def test_compressed_errors(data, needle):
 def test_compressed_truncated_jpeg():
     msg = compressed("jpeg", ".jpg", scene())
     msg.data = msg.data[:20]
-    with pytest.raises(ImageDecodeError, match="cannot decode 20 bytes"):
+    with pytest.raises(ImageDecodeError, match="truncated or corrupt"):
         compressed_to_bgr(msg)
 
 
@@ -507,3 +507,97 @@ def test_real_sensor_msgs_overlay_and_compressed():
     from rclpy.serialization import deserialize_message, serialize_message
     back = deserialize_message(serialize_message(info), msg_module.CameraInfo)
     assert (back.width, back.height) == (640, 480) and list(back.k)[:3] == [640.0, 0.0, 320.0]
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def _png_header_only(width, height):
+    """A tiny PNG whose header claims width x height (a decompression bomb's shape)."""
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, body: (struct.pack(">I", len(body)) + kind + body  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_before_any_decoding(monkeypatch):
+    import espnet_ros.ros.codec as codec_module
+    monkeypatch.setattr(codec_module, "_decode_capturing_stderr",
+                        lambda buf: pytest.fail("decoded despite the pixel limit"))
+    bomb = SimpleNamespace(format="png", data=_png_header_only(30000, 30000))
+    with pytest.raises(ImageDecodeError, match="30000x30000 = 900000000 pixels") as info:
+        compressed_to_bgr(bomb, max_pixels=50_000_000)
+    assert info.value.reason == "too many pixels"
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((64, 96, 3), np.uint8))
+    with pytest.raises(ImageDecodeError, match="96x64") as info:
+        compressed_to_bgr(SimpleNamespace(format="jpeg", data=jpeg.tobytes()), max_pixels=1000)
+    assert info.value.reason == "too many pixels"
+    monkeypatch.undo()
+    assert compressed_to_bgr(SimpleNamespace(format="jpeg", data=jpeg.tobytes()),
+                             max_pixels=96 * 64).shape == (64, 96, 3)  # at the limit: fine
+
+
+def test_raw_images_are_refused_over_the_pixel_limit_before_reading_the_data():
+    huge = SimpleNamespace(height=10000, width=10000, encoding="bgr8", is_bigendian=0,
+                           step=30000, data=b"")  # no data needed to refuse it
+    for decoded in (lambda: image_to_bgr(huge, max_pixels=50_000_000),
+                    lambda: decode(huge, max_pixels=50_000_000)):
+        with pytest.raises(ImageDecodeError, match="100000000 pixels") as info:
+            decoded()
+        assert info.value.reason == "too many pixels"
+    huge.encoding = "rgb8"
+    with pytest.raises(ImageDecodeError, match="too|pixels"):
+        decode(huge, max_pixels=50_000_000)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_truncated_compressed_data_is_named_without_calling_the_decoder(ext):
+    ok, data = cv2.imencode(ext, scene())
+    cut = SimpleNamespace(format=ext[1:], data=data.tobytes()[: len(data) * 2 // 3])
+    with pytest.raises(ImageDecodeError, match="truncated") as info:
+        compressed_to_bgr(cut)
+    assert info.value.reason == "truncated data"
+
+
+def test_what_libpng_prints_goes_into_the_error_not_onto_stderr(capfd):
+    ok, data = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3),
+                                                                      dtype=np.uint8))
+    corrupt = bytearray(data.tobytes())
+    corrupt[60:70] = b"x" * 10  # inside IDAT: its CRC no longer matches
+    with pytest.raises(ImageDecodeError, match="libpng error") as info:
+        compressed_to_bgr(SimpleNamespace(format="png", data=bytes(corrupt)))
+    assert info.value.reason == "corrupt compressed data"
+    assert "\n" not in str(info.value)
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_strings_from_the_network_cannot_forge_or_flood_log_lines():
+    forged = SimpleNamespace(height=2, width=2, encoding="rgb8\n[ERROR] forged line",
+                             is_bigendian=0, step=6, data=bytes(12))
+    with pytest.raises(ImageDecodeError) as info:
+        image_to_bgr(forged)
+    assert "\n" not in str(info.value) and "\\x0a" in str(info.value)
+    flood = SimpleNamespace(height=2, width=2, encoding="x" * 100000, is_bigendian=0, step=6,
+                            data=bytes(12))
+    with pytest.raises(ImageDecodeError) as info:
+        image_to_bgr(flood)
+    assert len(str(info.value)) < 400 and "100000 characters" in str(info.value)
+    fmt = SimpleNamespace(format="jpeg\r\n" + "y" * 5000, data=b"")
+    with pytest.raises(ImageDecodeError) as info:
+        compressed_to_bgr(fmt)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera_optical_frame"])
+def test_image_size_is_read_from_the_serialized_message(frame_id):
+    pytest.importorskip("rclpy")
+    from rclpy.serialization import serialize_message
+
+    from espnet_ros.ros.codec import cdr_image_size, rclpy_kit
+    kit = rclpy_kit()
+    msg = image_message(kit, kit.Header(frame_id=frame_id), np.zeros((5, 7, 3), np.uint8), "bgr8")
+    assert cdr_image_size(serialize_message(msg)) == (7, 5)
+    assert cdr_image_size(b"\x00\x01\x00\x00abc") is None

@@ -17,6 +17,7 @@ from .resize import resize_to
 from .segmenter import Segmenter
 
 RESOLUTIONS = ("input", "model")
+RELEASE_FACTOR = 4  # a frame this many times smaller than the largest lets that one's memory go
 
 
 class FrameTiming(NamedTuple):
@@ -65,6 +66,7 @@ class Pipeline:
         self.entry = segmenter.entry
         self.renderer = Renderer(self._palette(palette), alpha, visible)
         self.expected_fps = None
+        self._peak_pixels = 0
 
     @classmethod
     def build(cls, model, weights=None, device="cpu", input_size="native", backend="torch",
@@ -128,8 +130,23 @@ class Pipeline:
         not written there are buffers reused by the next call. The same as
         ``render(image, infer(image))``, which a caller may run on two threads.
         """
-        return self.render(image, self.infer(image, order, confidence), order, resolution,
-                           color, overlay, out)
+        outputs = self.render(image, self.infer(image, order, confidence), order, resolution,
+                              color, overlay, out)
+        self.frame_done(image)
+        return outputs
+
+    def frame_done(self, image):
+        """Returns a large frame's memory to the system once a much smaller one has passed.
+
+        The buffers follow the frame size, so the large ones are freed by now; glibc would
+        still keep their memory (see cpu_optim.release_memory).
+        """
+        pixels = image.shape[0] * image.shape[1]
+        if pixels * RELEASE_FACTOR < self._peak_pixels:
+            from .backends.cpu_optim import release_memory
+            release_memory()
+            self._peak_pixels = pixels
+        self._peak_pixels = max(self._peak_pixels, pixels)
 
     def infer(self, image, order="bgr", confidence=False) -> Inferred:
         """The model's part of ``run``: preprocessing, forward, argmax (and confidence)."""

@@ -38,9 +38,36 @@ def create_model(name, weights=None, pretrained=True, allow_download=True):
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise WeightsError("weights %s do not fit model %r: %s" % (path, name, exc)) from exc
+            raise WeightsError("weights %s do not fit model %r (%s, %d classes): %s"
+                               % (path, name, entry.description or entry.arch,
+                                  entry.num_classes,
+                                  state_mismatch(model.state_dict(), state) or exc)) from None
     return model.eval(), entry
 
 
+def state_mismatch(expected, given):
+    """One line naming the first tensor that does not fit, and how many do not; "" if all do.
+
+    (PyTorch's own message lists every key: dozens of lines for a wrong architecture.)
+    """
+    missing = [k for k in expected if k not in given
+               and not k.endswith("num_batches_tracked")]  # old checkpoints: torch adds it
+    unexpected = [k for k in given if k not in expected]
+    shapes = [k for k in expected if k in given and
+              tuple(getattr(given[k], "shape", ())) != tuple(expected[k].shape)]
+    if not (missing or unexpected or shapes):
+        return ""
+    if shapes:
+        key = shapes[0]
+        first = "first mismatching tensor %r: %s in the file, %s in the model" % (
+            key, list(getattr(given[key], "shape", ())), list(expected[key].shape))
+    elif missing:
+        first = "first missing tensor %r" % missing[0]
+    else:
+        first = "first unexpected tensor %r" % unexpected[0]
+    return "%s (%d of other shape, %d missing, %d unexpected)" % (
+        first, len(shapes), len(missing), len(unexpected))
+
+
 __all__ = ["ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError", "build",
-           "create_model", "load_state_dict", "resolve", "zoo"]
+           "create_model", "load_state_dict", "resolve", "state_mismatch", "zoo"]

@@ -99,12 +99,22 @@ def _missing_message(entry, cached, url, reason):
             % (entry.name, entry.weights_file, url, reason, cached, CACHE_ENV, MIRROR_ENV))
 
 
+def _load_failure(exc):
+    """torch.load's failure in one line, without its advice to load unsafely."""
+    text = " ".join(str(exc).split())
+    if "weights_only" in text or "Weights only load failed" in text:
+        return ("it holds Python objects besides tensors, which are refused because loading "
+                "them could run code: pass a state dict or an espnet-ros training checkpoint")
+    return "not a readable PyTorch file, corrupt or truncated (%s: %s)" % (
+        type(exc).__name__, text.split(". ")[0][:160])
+
+
 def load_state_dict(path) -> dict:
     """Loads a plain state dict or a training checkpoint that wraps one under 'model'."""
     try:
         obj = torch.load(str(path), map_location="cpu")
     except Exception as exc:  # torch raises many types for a corrupt file
-        raise WeightsError("cannot read weights %s: %s" % (path, exc)) from exc
+        raise WeightsError("cannot read weights %s: %s" % (path, _load_failure(exc))) from exc
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict):

@@ -19,8 +19,11 @@ coloured segmentation overlay cannot be stored in a grey or mosaicked image with
 class colours, and re-encoding to YUV/Bayer would cost time for no viewer benefit.
 """
 import array
+import os
 import struct
 import sys
+import tempfile
+import threading
 from typing import Callable, NamedTuple
 
 import cv2
@@ -29,6 +32,8 @@ import numpy as np
 __all__ = [
     "ImageDecodeError",
     "SUPPORTED_ENCODINGS",
+    "shown",
+    "compressed_size",
     "Decoded",
     "decode",
     "image_to_bgr",
@@ -44,6 +49,7 @@ __all__ = [
     "write_pixels",
     "image_array",
     "cdr_stamp",
+    "cdr_image_size",
     "cdr_restamp",
 ]
 
@@ -146,19 +152,40 @@ def _mono16_to_mono8(view):
     return ((view.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
 
 
-def image_to_bgr(msg, copy=False):
+def shown(text, limit=40):
+    """``text`` as it may appear in one log line: printable, quoted, at most ``limit`` chars.
+
+    Message strings come from the network: a newline in an encoding must not forge a second
+    log line, nor a 100 000-character one fill the log at every frame.
+    """
+    text = str(text)
+    clean = "".join(c if c.isprintable() else "\\x%02x" % (ord(c) & 0xFF) for c in text[:limit])
+    return "'%s'%s" % (clean, "... (%d characters)" % len(text) if len(text) > limit else "")
+
+
+def check_pixels(width, height, max_pixels, what):
+    """ImageDecodeError "too many pixels" when width x height exceeds ``max_pixels`` (0: none)."""
+    if max_pixels and int(width) * int(height) > max_pixels:
+        raise ImageDecodeError(
+            "%s is %dx%d = %d pixels, more than max_input_pixels = %d"
+            % (what, width, height, int(width) * int(height), max_pixels), "too many pixels")
+
+
+def image_to_bgr(msg, copy=False, max_pixels=0):
     """Decode a ``sensor_msgs/Image`` into an (H, W, 3) uint8 BGR array.
 
     For ``bgr8`` input without ``copy`` the result is a read-only view of ``msg.data`` (no copy);
     every other encoding, or ``copy=True``, returns a new writable C-contiguous array.
+    ``max_pixels`` (0: no limit) is checked before anything is allocated.
     """
     encoding = msg.encoding
     bytes_per_pixel = _BYTES_PER_PIXEL.get(encoding)
     if bytes_per_pixel is None:
         raise ImageDecodeError(
-            "unsupported image encoding '%s' (%dx%d); supported: %s"
-            % (encoding, msg.width, msg.height, ", ".join(SUPPORTED_ENCODINGS)),
+            "unsupported image encoding %s (%dx%d); supported: %s"
+            % (shown(encoding), msg.width, msg.height, ", ".join(SUPPORTED_ENCODINGS)),
             "unsupported encoding")
+    check_pixels(msg.width, msg.height, max_pixels, "image %s" % encoding)
     if encoding == "mono16":
         order = ">" if msg.is_bigendian else "<"
         gray = _mono16_to_mono8(_pixel_view(msg, encoding, 1, 2, order))
@@ -186,25 +213,113 @@ def _convert(pixels, code, encoding):
             % (encoding, pixels.shape[1], pixels.shape[0], reason), "conversion failed") from exc
 
 
-def compressed_to_bgr(msg):
-    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png, any ROS format string) to BGR."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless...), which carry the size.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_STDERR_LOCK = threading.Lock()
+
+
+def compressed_size(data):
+    """(kind, width, height) from a PNG or JPEG header, read before anything is decoded.
+
+    Raises ImageDecodeError for other data, a header cut short, or a file without its end
+    marker (PNG IEND, JPEG EOI): decoders print to stderr and half-decode such files.
+    """
+    head = bytes(data[:64 * 1024])  # the JPEG size may follow EXIF / ICC segments
+    if head.startswith(_PNG_SIGNATURE):
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise ImageDecodeError("png data is truncated: no IHDR header", "truncated data")
+        width, height = struct.unpack(">II", head[16:24])
+        if b"IEND" not in bytes(data[-1024:]):
+            raise ImageDecodeError("png data %dx%d is truncated: no IEND chunk at its end"
+                                   % (width, height), "truncated data")
+        return "png", width, height
+    if head.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 4 <= len(head):
+            if head[pos] != 0xFF:
+                break
+            marker = head[pos + 1]
+            if marker == 0xFF:  # fill byte
+                pos += 1
+                continue
+            if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+                pos += 2
+                continue
+            length = struct.unpack(">H", head[pos + 2:pos + 4])[0]
+            if marker in _JPEG_SOF and pos + 9 <= len(head):
+                height, width = struct.unpack(">HH", head[pos + 5:pos + 9])
+                if b"\xff\xd9" not in bytes(data[-1024:]):  # some cameras pad after it
+                    raise ImageDecodeError("jpeg data %dx%d is truncated: no end-of-image marker"
+                                           % (width, height), "truncated data")
+                return "jpeg", width, height
+            pos += 2 + length
+        raise ImageDecodeError("jpeg data has no frame header in its first %d bytes (truncated "
+                               "or corrupt)" % len(head), "truncated data")
+    raise ImageDecodeError("compressed data is neither png nor jpeg (starts with %s)"
+                           % shown(head[:8].decode("latin-1")), "unsupported format")
+
+
+def _decode_capturing_stderr(buf):
+    """cv2.imdecode, with what libpng / libjpeg print on fd 2 taken for the error line.
+
+    Whatever else was written to fd 2 meanwhile (another thread's log line) goes back out.
+    """
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable stderr: decode as is
+            return _imdecode(buf), ""
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                image = _imdecode(buf)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            capture.seek(0)
+            printed = capture.read().decode("utf-8", "replace")
+    if image is not None and printed:
+        sys.stderr.write(printed)  # decoded fine: nothing to hide
+    return image, printed
+
+
+def _imdecode(buf):
+    try:
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+
+
+def compressed_to_bgr(msg, max_pixels=0):
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png, any ROS format string) to BGR.
+
+    The size in the header is checked against ``max_pixels`` (0: no limit) before decoding, so
+    a small file that decodes to a huge image (a decompression bomb) allocates nothing.
+    """
     fmt = str(getattr(msg, "format", ""))
     if "compresseddepth" in fmt.lower().replace(" ", ""):
         raise ImageDecodeError(
-            "compressed image format '%s' is not supported (compressedDepth carries a depth"
-            " header, not a colour image)" % fmt, "unsupported format")
+            "compressed image format %s is not supported (compressedDepth carries a depth"
+            " header, not a colour image)" % shown(fmt), "unsupported format")
     buf = _byte_buffer(msg.data)
     if buf.size == 0:
-        raise ImageDecodeError("compressed image format '%s': data is empty (0 bytes)" % fmt,
+        raise ImageDecodeError("compressed image format %s: data is empty (0 bytes)" % shown(fmt),
                                "empty data")
     try:
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
+        kind, width, height = compressed_size(buf)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError("compressed image format %s: %s" % (shown(fmt), exc),
+                               exc.reason) from None
+    check_pixels(width, height, max_pixels, "%s image" % kind)
+    image, printed = _decode_capturing_stderr(buf)
     if image is None:
+        said = " ".join(printed.split())
         raise ImageDecodeError(
-            "compressed image format '%s': cannot decode %d bytes (corrupt or unknown codec)"
-            % (fmt, buf.size), "corrupt compressed data")
+            "compressed %s image %dx%d: cannot decode %d bytes (corrupt)%s"
+            % (kind, width, height, buf.size, ": %s" % shown(said, 160) if said else ""),
+            "corrupt compressed data")
     return image
 
 
@@ -219,15 +334,19 @@ class Decoded(NamedTuple):
     encoding: str        # the message's encoding ("jpeg"/"png"... for compressed input)
 
 
-def decode(msg):
-    """An Image or CompressedImage -> ``Decoded``; rgb8/bgr8 pixels are read-only views."""
+def decode(msg, max_pixels=0):
+    """An Image or CompressedImage -> ``Decoded``; rgb8/bgr8 pixels are read-only views.
+
+    ``max_pixels`` (0: no limit) is checked before any decoding allocates.
+    """
     if hasattr(msg, "format"):
-        return Decoded(compressed_to_bgr(msg), "bgr", str(msg.format))
+        return Decoded(compressed_to_bgr(msg, max_pixels), "bgr", str(msg.format))
     if msg.encoding == "rgb8":
+        check_pixels(msg.width, msg.height, max_pixels, "image rgb8")
         view = _pixel_view(msg, "rgb8", 3, 1)
         view.flags.writeable = False
         return Decoded(view, "rgb", "rgb8")
-    return Decoded(image_to_bgr(msg), "bgr", msg.encoding)
+    return Decoded(image_to_bgr(msg, max_pixels=max_pixels), "bgr", msg.encoding)
 
 
 def image_array(msg):
@@ -237,7 +356,7 @@ def image_array(msg):
     """
     channels, dtype = _LAYOUTS.get(msg.encoding, (None, None))
     if channels is None:
-        raise ImageDecodeError("cannot read image encoding '%s' as an array" % msg.encoding,
+        raise ImageDecodeError("cannot read image encoding %s as an array" % shown(msg.encoding),
                                "unsupported encoding")
     order = ">" if msg.is_bigendian else "<"
     return _pixel_view(msg, msg.encoding, channels, np.dtype(dtype).itemsize, order,
@@ -402,6 +521,22 @@ def cdr_stamp(raw):
     order = "<" if raw[1] & 1 else ">"
     sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
     return sec * 10 ** 9 + nanosec
+
+
+def cdr_image_size(raw):
+    """(width, height) of a serialized sensor_msgs/Image, read from its fixed fields, or None.
+
+    Lets the node refuse a huge frame before deserializing (copying) it.
+    """
+    try:
+        order = "<" if raw[1] & 1 else ">"
+        (length,) = struct.unpack_from(order + "I", raw, 12)  # header.frame_id, NUL included
+        offset = 16 + length
+        offset += -(offset - 4) % 4  # CDR aligns from the end of the encapsulation header
+        height, width = struct.unpack_from(order + "II", raw, offset)
+    except (struct.error, IndexError):
+        return None
+    return width, height
 
 
 def cdr_restamp(raw, stamp):

@@ -32,6 +32,14 @@ class NodeStats:
         self._lock = threading.Lock()
         self._camera_info_rejected = 0
         self._camera_info_problem = ""
+        self._lost = 0
+        self.same_name_nodes = 1
+
+    def frames_lost(self, count):
+        """Frames the transport reported lost before they reached the node."""
+        with self._lock:
+            self._lost += count
+            return self._lost
 
     def camera_info_rejected(self, reason):
         with self._lock:
@@ -41,7 +49,9 @@ class NodeStats:
     def input_values(self):
         """Diagnostics values about the other inputs (camera_info)."""
         with self._lock:
-            values = [("Camera infos rejected", "%d" % self._camera_info_rejected)]
+            values = [("Frames lost before the node", "%d" % self._lost),
+                      ("Camera infos rejected", "%d" % self._camera_info_rejected),
+                      ("Nodes with this name", "%d" % self.same_name_nodes)]
             if self._camera_info_problem:
                 values.append(("Last camera_info problem", self._camera_info_problem))
         return values

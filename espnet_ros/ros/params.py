@@ -44,6 +44,10 @@ SPECS = (
               "the model", STARTUP),
     ParamSpec("warmup_frames", 2, "forward passes before serving (excluded from statistics)",
               STARTUP, range=(0, 100)),
+    ParamSpec("max_input_pixels", 50_000_000,
+              "frames with more pixels are refused before decoding (raw: from the message, "
+              "compressed: from the PNG/JPEG header); 0: no limit. Admits 8K (33 MP)", LIVE,
+              range=(0, 2_000_000_000)),
     ParamSpec("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
               "sensor_msgs/CompressedImage on 'image/compressed'", STARTUP,
               choices=("raw", "compressed")),

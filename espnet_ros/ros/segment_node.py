@@ -121,12 +121,14 @@ class SegmentNode(Node):
         self.input_type = self.kit.CompressedImage if compressed else self.kit.Image
         # raw: the executor thread only copies bytes; the worker deserializes (and times it).
         self.create_subscription(self.input_type, "image/compressed" if compressed else "image",
-                                 self._on_image, in_qos, raw=True)
+                                 self._on_image, in_qos, raw=True,
+                                 **self._lost_frame_events())
         self.diagnostics = NodeDiagnostics(
             self, self._pipeline_status, self._model_status,
             lambda: "espnet_ros/%s" % self.pipeline.device, self.config["min_fps"],
             self.config["max_fps"], self.config["max_delay_s"])
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(5.0, self._check_unique_name)  # the graph is a local cache: cheap
         self.get_logger().info("diagnostics published with %s" % self.diagnostics.implementation)
         self.handoff = queue.Queue(maxsize=1) if self.config["pipelining"] else None
         self._threads = [threading.Thread(target=self._model_loop, name="espnet_model",
@@ -237,6 +239,35 @@ class SegmentNode(Node):
         arrival_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6 if stamp_ns else None
         self.slot.put(Frame(raw, time.monotonic(), arrival_ms))
 
+    def _lost_frame_events(self):
+        """Transport-level losses (e.g. frames larger than the shared-memory segment) counted
+        and reported, where the RMW reports them."""
+        try:
+            from rclpy.event_handler import SubscriptionEventCallbacks
+        except ImportError:  # Humble names the module qos_event
+            from rclpy.qos_event import SubscriptionEventCallbacks
+        return {"event_callbacks": SubscriptionEventCallbacks(message_lost=self._on_frames_lost)}
+
+    def _on_frames_lost(self, info):
+        total = self.stats.frames_lost(int(info.total_count_change))
+        if total == int(info.total_count_change):  # the first report: one warning with the fix
+            self.get_logger().warning(
+                "%d frame(s) were lost before reaching the node: frames this large may not fit "
+                "the transport. Use input_reliability:=reliable, and with Fast DDS a profile "
+                "whose shared-memory segment holds several frames (README: \"Large frames\")"
+                % total)
+
+    def _check_unique_name(self):
+        """Two nodes with one name both answer every frame: say so, once per occurrence."""
+        me = (self.get_name(), self.get_namespace())
+        count = sum(1 for n in self.get_node_names_and_namespaces() if n == me)
+        if count > 1 and self.stats.same_name_nodes <= 1:
+            self.get_logger().warning(
+                "%d nodes are named %s: each answers every frame and their outputs and "
+                "diagnostics mix; give each its own namespace (namespace:=...) or name"
+                % (count, self.get_fully_qualified_name()))
+        self.stats.same_name_nodes = max(count, 1)
+
     def _on_camera_info(self, msg):
         """Validated once here: a bad one is counted and dropped, the last good one stays."""
         reason = camera_info.problem(msg)
@@ -307,10 +338,15 @@ class SegmentNode(Node):
         """Model thread: deserialize -> decode -> Pipeline.infer, each stage timed."""
         config, pipeline = self.config, self.pipeline
         stages = {"arrival": frame.arrival_ms, "wait": (taken - frame.received) * 1e3}
+        max_pixels = config["max_input_pixels"]
         t0 = time.perf_counter()
+        if max_pixels and self.input_type is self.kit.Image:  # refused before it is copied
+            size = codec.cdr_image_size(frame.msg)
+            if size is not None:
+                codec.check_pixels(size[0], size[1], max_pixels, "image")
         msg = deserialize_message(frame.msg, self.input_type)
         t1 = time.perf_counter()
-        image = codec.decode(msg)
+        image = codec.decode(msg, max_pixels)
         t2 = time.perf_counter()
         stages.update(deserialize=(t1 - t0) * 1e3, decode=(t2 - t1) * 1e3)
         wanted = {name: config["publish_" + name]
@@ -336,6 +372,7 @@ class SegmentNode(Node):
                                    overlay_encoding, job.frame.received, pipeline)
         stages["publish"] = (time.perf_counter() - t0) * 1e3
         self.stats.frame_served(stages, latency_ms)
+        pipeline.frame_done(image.pixels)
         self.diagnostics.output_published(_stamp_ns(job.msg.header) * 1e-9)
         self.power.frame_done()
 

@@ -133,18 +133,31 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def release_memory():
+    """Hands freed heap memory back to the system (glibc ``malloc_trim``); returns success.
+
+    With ``malloc_reuse`` glibc keeps what a large frame freed; after one, resident memory
+    would stay at that frame's peak for good.
+    """
+    trim = getattr(_libc(), "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False
+
+
 def set_malloc_reuse(enabled=True, threshold=1 << 30):
     """Keeps freed blocks up to ``threshold`` bytes in the heap (glibc only); returns success.
 
     Fresh mmap'ed blocks cost a page fault per 4 KiB page on first touch: for 1024x512 logits
     that is 10,000 faults per frame. ``enabled=False`` restores glibc's defaults.
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        mallopt = None
+    mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:
         return False
     mmap_threshold = threshold if enabled else 128 * 1024

@@ -1,0 +1,292 @@
+"""Hostile input at the node's boundary: every bad input gets one clear line and a counter,
+nothing is decoded beyond the pixel limit, memory comes back, and a good frame after each is
+still answered."""
+import struct
+import time
+import zlib
+
+import cv2
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rosutil import NodeProcess, Probe, padded_image, stamp  # noqa: E402
+
+from espnet_ros.ros import codec  # noqa: E402
+from espnet_ros.ros.diagnostics import TASK_PIPELINE, DiagnosticsReader  # noqa: E402
+
+MODEL = "espnet-p2q3-cityscapes"
+SMALL = {"model": MODEL, "input_width": 128, "input_height": 64, "warmup_frames": 1}
+
+
+@pytest.fixture(scope="module")
+def probe():
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from espnet_ros.ros.env import apply_localhost_env
+    apply_localhost_env()
+    rclpy.init()
+    node = rclpy.create_node("espnet_hostile_probe")
+    probe = Probe(node)
+    probe.subscribe(DiagnosticArray, "/diagnostics", depth=200)
+    yield probe
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _start(probe, namespace, params, tmp_path_factory, msg_type):
+    from sensor_msgs.msg import CameraInfo, Image
+    node = NodeProcess(namespace, dict(SMALL, **params), tmp_path_factory.mktemp(namespace[1:]))
+    for name in ("label", "camera_info"):
+        probe.subscribe(CameraInfo if name == "camera_info" else Image, node.base + "/" + name)
+    topic = namespace + ("/image/compressed" if params.get("input_transport") == "compressed"
+                         else "/image")
+    node.pub = probe.node.create_publisher(msg_type, topic, 5)
+    node.info_pub = probe.node.create_publisher(CameraInfo, namespace + "/camera_info", 5)
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() > 0
+                            and "serving" in node.log(), 180), node.log()
+    return node
+
+
+@pytest.fixture(scope="module")
+def raw_node(probe, tmp_path_factory, data_dir):
+    from sensor_msgs.msg import Image
+    node = _start(probe, "/hostile_raw", {"use_camera_info": True}, tmp_path_factory, Image)
+    yield node
+    assert node.stop() == 0, node.log()
+
+
+@pytest.fixture(scope="module")
+def compressed_node(probe, tmp_path_factory, data_dir):
+    from sensor_msgs.msg import CompressedImage
+    node = _start(probe, "/hostile_png", {"input_transport": "compressed"}, tmp_path_factory,
+                  CompressedImage)
+    yield node
+    assert node.stop() == 0, node.log()
+
+
+@pytest.fixture(scope="module")
+def frame(city_frame):
+    return cv2.resize(city_frame, (256, 128), interpolation=cv2.INTER_AREA)
+
+
+def _labels(probe, node):
+    return probe.messages(node.base + "/label")
+
+
+def _answered(probe, node, sec):
+    return any(m.header.stamp.sec == sec for m in _labels(probe, node))
+
+
+def _send_until(probe, node, make, done, timeout=60.0):
+    """Best-effort input may lose any message: resend until ``done()``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        node.pub.publish(make())
+        if probe.spin_until(done, 1.0):
+            return True
+    return False
+
+
+def _good_frame_is_answered(probe, node, frame, sec):
+    if hasattr(node.pub.msg_type, "format"):
+        def make():
+            ok, data = cv2.imencode(".png", frame)
+            msg = node.pub.msg_type(format="png")
+            msg.data = data.tobytes()
+            msg.header.stamp = stamp(sec)
+            return msg
+    else:
+        def make():
+            return padded_image(frame, "bgr8", stamp_msg=stamp(sec))
+    assert _send_until(probe, node, make, lambda: _answered(probe, node, sec)), node.log()[-3000:]
+
+
+def _pipeline_value(probe, node, key, accept, timeout=15.0):
+    found = []
+
+    def check():
+        reader = DiagnosticsReader(node.base)
+        for msg in probe.messages("/diagnostics"):
+            reader.feed(msg)
+        status = reader.find(TASK_PIPELINE, lambda s: key in s.values and accept(s.values[key]))
+        if status is not None:
+            found.append(status.values[key])
+        return status is not None
+
+    probe.spin_until(check, timeout)
+    return found[0] if found else None
+
+
+def _rejected_lines(node):
+    return [line for line in node.log().splitlines() if "rejected frame" in line]
+
+
+def _rejected_once(probe, node, msg):
+    """Sends ``msg`` until the node has logged one more rejection."""
+    count = len(_rejected_lines(node))
+    assert _send_until(probe, node, lambda: msg,
+                       lambda: len(_rejected_lines(node)) > count), node.log()[-2000:]
+
+
+# ---------------------------------------------------------------- raw input
+def test_forged_and_flooding_encoding_strings_give_one_short_line(probe, raw_node, frame):
+    before = len(_rejected_lines(raw_node))
+    forged = padded_image(frame, "bgr8", stamp_msg=stamp(100))
+    forged.encoding = "bgr8\n[ERROR] [1.0] [fake]: forged line"
+    flood = padded_image(frame, "bgr8", stamp_msg=stamp(101))
+    flood.encoding = "y" * 100000
+    for bad in (forged, flood):
+        _rejected_once(probe, raw_node, bad)
+    lines = _rejected_lines(raw_node)[before:]
+    assert "forged line" not in "\n".join(line for line in raw_node.log().splitlines()
+                                         if "rejected frame" not in line)
+    assert all(len(line) < 500 for line in lines), max(map(len, lines))
+    assert _pipeline_value(probe, raw_node, "Frames rejected: unsupported encoding",
+                           lambda v: int(v) >= 2) is not None
+    _good_frame_is_answered(probe, raw_node, frame, 102)
+
+
+def test_a_raw_frame_over_the_pixel_limit_is_refused_before_decoding(probe, raw_node, frame):
+    from sensor_msgs.msg import Image
+    huge = Image(height=20000, width=20000, encoding="bgr8", step=60000)
+    huge.data = bytes(1000)  # claims 1.2 GB; the limit must speak before "truncated data"
+    huge.header.stamp = stamp(110)
+    count = len(_rejected_lines(raw_node))
+    assert _send_until(probe, raw_node, lambda: huge,
+                       lambda: len(_rejected_lines(raw_node)) > count)
+    assert "max_input_pixels" in _rejected_lines(raw_node)[-1]
+    assert _pipeline_value(probe, raw_node, "Frames rejected: too many pixels",
+                           lambda v: int(v) >= 1) is not None
+    _good_frame_is_answered(probe, raw_node, frame, 111)
+
+
+def test_a_degenerate_camera_info_is_dropped_and_frames_keep_their_camera_info(probe, raw_node,
+                                                                              frame):
+    kit = codec.rclpy_kit()
+    good = codec.camera_info_message(kit, kit.Header(frame_id="cam"), 256, 128)
+    infos = probe.received[raw_node.base + "/camera_info"]
+
+    def info_for(sec):
+        return [m for _, m in infos if m.header.stamp.sec == sec]
+
+    assert _send_until(probe, raw_node, lambda: (raw_node.info_pub.publish(good), padded_image(
+        frame, "bgr8", stamp_msg=stamp(120)))[1], lambda: info_for(120))
+    bad = codec.camera_info_message(kit, kit.Header(frame_id="cam"), 256, 128)
+    bad.width = bad.height = 0
+    processed = []
+
+    def processed_now():
+        value = _pipeline_value(probe, raw_node, "Frames processed", lambda v: True, 2)
+        return int(value) if value is not None else 0
+
+    processed.append(processed_now())
+    for sec in (121, 122, 123):
+        def bad_info_then_frame(sec=sec):
+            raw_node.info_pub.publish(bad)
+            return padded_image(frame, "bgr8", stamp_msg=stamp(sec))
+        assert _send_until(probe, raw_node, bad_info_then_frame,
+                           lambda sec=sec: info_for(sec)), raw_node.log()[-2000:]
+        published = info_for(sec)[-1]
+        assert (published.width, published.height) == (256, 128)  # the last good one
+    assert _pipeline_value(probe, raw_node, "Camera infos rejected", lambda v: int(v) >= 1)
+    assert "rejected camera_info: no image size" in raw_node.log()
+    assert _pipeline_value(probe, raw_node, "Frames processed",
+                           lambda v: int(v) >= processed[0] + 3) is not None
+
+
+def test_a_second_node_with_the_same_name_is_reported(probe, raw_node, tmp_path):
+    twin = NodeProcess("/hostile_raw", SMALL, tmp_path)
+    try:
+        needle = "2 nodes are named /hostile_raw/espnet_segmentation"
+        assert probe.spin_until(lambda: needle in raw_node.log() or needle in twin.log(), 60), \
+            twin.log()[-2000:]
+    finally:
+        assert twin.stop() == 0, twin.log()
+
+
+def test_a_frame_larger_than_the_transport_carries_is_delivered_or_reported(probe, raw_node,
+                                                                           frame):
+    """config/fastdds_localhost.xml caps messages at 16 MiB: a 21 MB frame may not arrive,
+    and then the node must say so instead of doing nothing."""
+    big = cv2.resize(frame, (3000, 2400), interpolation=cv2.INTER_NEAREST)
+    msg = padded_image(big, "bgr8", pad=0, stamp_msg=stamp(130))
+    lost = "lost before reaching the node"
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not (_answered(probe, raw_node, 130) or
+                                          lost in raw_node.log()):
+        raw_node.pub.publish(msg)
+        probe.spin_until(lambda: _answered(probe, raw_node, 130) or lost in raw_node.log(), 3.0)
+    assert _answered(probe, raw_node, 130) or lost in raw_node.log(), raw_node.log()[-2000:]
+    if lost in raw_node.log():
+        assert _pipeline_value(probe, raw_node, "Frames lost before the node",
+                               lambda v: int(v) > 0) is not None
+    _good_frame_is_answered(probe, raw_node, frame, 131)
+
+
+# ---------------------------------------------------------------- compressed input
+def _png_bomb(width, height):
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    rows = zlib.compress(b"\x00" * (1 + 3 * width) * 64, 9)  # a few rows: the rest is implied
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def _compressed(data, sec, fmt="png"):
+    from sensor_msgs.msg import CompressedImage
+    msg = CompressedImage(format=fmt)
+    msg.data = data
+    msg.header.stamp = stamp(sec)
+    return msg
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(probe, compressed_node, frame):
+    rss_before = compressed_node.rss_kb()
+    bomb = _compressed(_png_bomb(30000, 30000), 200)
+    assert len(bomb.data) < 200_000
+    count = len(_rejected_lines(compressed_node))
+    assert _send_until(probe, compressed_node, lambda: bomb,
+                       lambda: len(_rejected_lines(compressed_node)) > count)
+    assert "30000x30000" in _rejected_lines(compressed_node)[-1]
+    assert _pipeline_value(probe, compressed_node, "Frames rejected: too many pixels",
+                           lambda v: int(v) >= 1) is not None
+    assert compressed_node.rss_kb() - rss_before < 200 * 1024  # nothing was decoded
+    _good_frame_is_answered(probe, compressed_node, frame, 201)
+
+
+def test_truncated_and_corrupt_png_give_one_logged_line_and_no_bare_codec_output(
+        probe, compressed_node, frame):
+    ok, data = cv2.imencode(".png", frame)
+    data = data.tobytes()
+    corrupt = bytearray(data)
+    corrupt[len(corrupt) // 2: len(corrupt) // 2 + 16] = b"\x55" * 16
+    for bad, reason in ((data[: len(data) // 2], "truncated data"),
+                        (bytes(corrupt), "corrupt compressed data")):
+        _rejected_once(probe, compressed_node, _compressed(bad, 210))
+        assert _pipeline_value(probe, compressed_node, "Frames rejected: " + reason,
+                               lambda v: int(v) >= 1) is not None, reason
+    bare = [line for line in compressed_node.log().splitlines()
+            if line.startswith("libpng") or line.startswith("[ WARN")]
+    assert not bare, bare
+    _good_frame_is_answered(probe, compressed_node, frame, 211)
+
+
+def test_memory_returns_after_one_large_frame(probe, compressed_node, frame):
+    sec = [300]
+
+    def steady():
+        for _ in range(4):
+            sec[0] += 1
+            _good_frame_is_answered(probe, compressed_node, frame, sec[0])
+        return compressed_node.rss_kb()
+
+    before = steady()
+    large = cv2.resize(frame, (4096, 3072), interpolation=cv2.INTER_LINEAR)
+    ok, data = cv2.imencode(".png", large)
+    assert _send_until(probe, compressed_node, lambda: _compressed(data.tobytes(), 350),
+                       lambda: _answered(probe, compressed_node, 350), 120)
+    after = steady()
+    assert after - before < 50 * 1024, (before, after)  # kB

@@ -290,3 +290,25 @@ def test_memory_returns_after_one_large_frame(probe, compressed_node, frame):
                        lambda: _answered(probe, compressed_node, 350), 120)
     after = steady()
     assert after - before < 50 * 1024, (before, after)  # kB
+
+
+# ---------------------------------------------------------------- weights
+@pytest.mark.parametrize("kind", ["corrupt", "wrong architecture"])
+def test_bad_weights_end_the_start_with_one_line_naming_the_file(tmp_path, data_dir, kind):
+    import torch
+
+    from espnet_ros.models import create_model
+    path = tmp_path / "weights.pth"
+    if kind == "corrupt":
+        path.write_bytes(b"PK\x03\x04" + b"\x00" * 500)
+    else:
+        torch.save(create_model("enet", pretrained=False)[0].state_dict(), str(path))
+    node = NodeProcess("/hostile_weights", dict(SMALL, weights=str(path)), tmp_path)
+    code = node.proc.wait(timeout=180)
+    node.stop()
+    assert code == 1, node.log()
+    errors = [line for line in node.log().splitlines() if "failed to start" in line]
+    assert len(errors) == 1 and str(path) in errors[0], node.log()
+    assert "Traceback" not in node.log() and "weights_only" not in node.log()
+    if kind == "wrong architecture":
+        assert "first" in errors[0] and MODEL in errors[0] and "ESPNet" in errors[0]

@@ -146,7 +146,7 @@ def test_launch_arguments_reach_the_node_and_a_frame_yields_a_label(probe, front
         assert code == 0 and expected in out, (name, out)
     log = front.log()
     assert log.count("rviz:=true, but rviz2 is not installed here") == 1, log
-    assert_clean(log, "raw images are converted with")
+    assert_clean(log, "diagnostics published with")
     assert "~/info is off" not in log  # the messages come from the install tree
 
 

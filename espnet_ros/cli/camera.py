@@ -24,4 +24,7 @@ def run(args):
                       loop=not args.once, count=args.count, size=args.size,
                       reliable=args.reliable, bag_topic=args.bag_topic)
     print("published %d frame(s)" % sent)
-    return 0
+    # Python resets the signal handlers while it tears down: a second Ctrl-C (a terminal plus
+    # ros2 launch, or a supervisor) arriving then would kill the process with -2.
+    from ..ros.shutdown import exit_now
+    exit_now(0)

@@ -55,7 +55,7 @@ class Preprocessor:
 
     def _scratch_buffer(self, shape):
         if shape not in self._scratch:
-            if len(self._scratch) >= 99:  # one frame's input and output: a large frame's go
+            if len(self._scratch) >= 2:  # one frame's input and output: a large frame's go
                 self._scratch.clear()
             self._scratch[shape] = np.empty(shape, np.float32)
         return self._scratch[shape]

@@ -141,16 +141,11 @@ class Started:
         start = time.monotonic()
         if self.proc.poll() is None:
             self.proc.send_signal(signum)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.proc.wait()
-        self._log.close()
-        return self.proc.returncode, time.monotonic() - start
+        return self.wait(timeout, start)
 
-    def wait(self, timeout=30.0):
-        start = time.monotonic()
+    def wait(self, timeout=30.0, start=None):
+        """Wait (SIGKILL to the group after ``timeout``); returns (exit code, seconds)."""
+        start = time.monotonic() if start is None else start
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

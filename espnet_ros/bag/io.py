@@ -65,9 +65,7 @@ def image_message(bgr, encoding, stamp, frame_id):
     kit = bag_kit()
     head = codec.header(kit, stamp, frame_id)
     try:
-        if encoding in ("jpeg", "png"):
-            return codec.compressed_message(kit, head, bgr, encoding)
-        return codec.image_message(kit, head, bgr, encoding, "bgr")
+        return codec.frame_message(kit, head, bgr, encoding)
     except ValueError as exc:
         raise BagError(str(exc)) from exc
 

@@ -100,9 +100,7 @@ def image_message(kit, image, encoding, stamp, frame_id):
 
     head = kit.Header(stamp=stamp, frame_id=frame_id)
     try:
-        if encoding in ("jpeg", "png"):
-            return codec.compressed_message(kit, head, image, encoding)
-        return codec.image_message(kit, head, image, encoding, "bgr")
+        return codec.frame_message(kit, head, image, encoding)
     except ValueError as exc:
         raise SourceError(str(exc)) from exc
 

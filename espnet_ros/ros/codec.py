@@ -466,6 +466,13 @@ def compressed_message(kit, header_msg, bgr, fmt="jpeg"):
     return kit.CompressedImage(header=header_msg, format=fmt, data=kit.data(data.reshape(-1)))
 
 
+def frame_message(kit, header_msg, bgr, encoding):
+    """A camera frame as a camera publishes it: raw in ``encoding``, or compressed (jpeg, png)."""
+    if encoding in ("jpeg", "png"):
+        return compressed_message(kit, header_msg, bgr, encoding)
+    return image_message(kit, header_msg, bgr, encoding, "bgr")
+
+
 def camera_info_message(kit, header_msg, width, height):
     """A plain pinhole camera_info (focal length = width, centred) for sources that carry none."""
     f, cx, cy = float(width), width / 2.0, height / 2.0

@@ -274,6 +274,21 @@ def test_truncated_and_corrupt_png_give_one_logged_line_and_no_bare_codec_output
     _good_frame_is_answered(probe, compressed_node, frame, 211)
 
 
+def _memory_map(pid):
+    """Resident kB by kind of mapping (heap, anonymous, shared memory, files), for a failure."""
+    kinds, kind = {}, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and not parts[0].endswith(":"):
+                name = parts[5] if len(parts) > 5 else "[anon]"
+                kind = name if name.startswith("[") else ("shm" if "/dev/shm" in name
+                                                          else "files")
+            elif parts[0] == "Rss:":
+                kinds[kind] = kinds.get(kind, 0) + int(parts[1])
+    return kinds
+
+
 def test_memory_returns_after_one_large_frame(probe, compressed_node, frame):
     sec = [300]
 
@@ -295,7 +310,7 @@ def test_memory_returns_after_one_large_frame(probe, compressed_node, frame):
     # image, label); Fast DDS keeps the payloads it grew for the largest messages (the
     # 7 MB PNG, the 12.6 MB label) for the endpoint's lifetime: ~50 MB here, outside our reach.
     kept = (after - before) * 1024
-    assert kept < 8 * width * height, (before, after)
+    assert kept < 8 * width * height, (before, after, _memory_map(compressed_node.proc.pid))
 
 
 # ---------------------------------------------------------------- weights

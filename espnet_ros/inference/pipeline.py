@@ -18,6 +18,7 @@ from .segmenter import Segmenter
 
 RESOLUTIONS = ("input", "model")
 RELEASE_FACTOR = 4  # a frame this many times smaller than the largest lets that one's memory go
+RELEASE_FRAMES = 3  # trims after that: the large frame's last buffers may still be in flight
 
 
 class FrameTiming(NamedTuple):
@@ -67,6 +68,7 @@ class Pipeline:
         self.renderer = Renderer(self._palette(palette), alpha, visible)
         self.expected_fps = None
         self._peak_pixels = 0
+        self._trims_left = 0
 
     @classmethod
     def build(cls, model, weights=None, device="cpu", input_size="native", backend="torch",
@@ -138,14 +140,19 @@ class Pipeline:
     def frame_done(self, image):
         """Returns a large frame's memory to the system once a much smaller one has passed.
 
-        The buffers follow the frame size, so the large ones are freed by now; glibc would
-        still keep their memory (see cpu_optim.release_memory).
+        The buffers follow the frame size, so the large ones are freed by now or soon (another
+        thread, e.g. a node's publish thread, may still hold the large frame's last ones); glibc
+        would still keep their memory (see cpu_optim.release_memory), so it is asked on each of
+        the next RELEASE_FRAMES frames.
         """
         pixels = image.shape[0] * image.shape[1]
         if pixels * RELEASE_FACTOR < self._peak_pixels:
+            self._trims_left = RELEASE_FRAMES
+            self._peak_pixels = pixels
+        if self._trims_left:
             from .backends.cpu_optim import release_memory
             release_memory()
-            self._peak_pixels = pixels
+            self._trims_left -= 1
         self._peak_pixels = max(self._peak_pixels, pixels)
 
     def infer(self, image, order="bgr", confidence=False) -> Inferred:

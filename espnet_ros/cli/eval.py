@@ -9,8 +9,8 @@ from .predict import parse_size
 
 def add_parser(sub):
     p = sub.add_parser("eval", help="mIoU of a model on a dataset split (JSON, Markdown, PNG)")
-    p.add_argument("--model", help="zoo name; default: the entry stored in --weights (a checkpoint "
-                                   "from espnet-ros train)")
+    p.add_argument("--model", help="zoo name or checkpoint file of espnet-ros train; default: the "
+                                   "entry stored in --weights")
     p.add_argument("--weights", help="checkpoint file instead of the published weights")
     p.add_argument("--dataset", required=True, help="cityscapes, mapillary, camvid or folder")
     p.add_argument("--data-root", required=True, type=Path, help="dataset folder")

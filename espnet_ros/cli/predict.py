@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 
 from ..inference import Pipeline, map_ids
-from ..models import WeightsError, zoo
+from ..models import WeightsError, registry
 from . import CommandError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -15,7 +15,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".we
 def add_parser(sub):
     p = sub.add_parser("predict", help="segment image files: label PNG, colour mask, overlay")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
-    p.add_argument("--model", default="espnet-p2q8-cityscapes", help="zoo name (espnet-ros models)")
+    p.add_argument("--model", default="espnet-p2q8-cityscapes", help="zoo name (espnet-ros models) or a checkpoint file of espnet-ros train")
     p.add_argument("--weights", help="checkpoint file instead of the published weights")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -51,10 +51,10 @@ def expand(paths):
 
 def run(args):
     try:
-        entry = zoo.get(args.model)
+        entry, _ = registry.lookup(args.model, args.weights)
         pipeline = Pipeline.build(args.model, weights=args.weights, device=args.device,
                                   input_size=args.size or "native", alpha=args.alpha)
-    except (KeyError, WeightsError) as exc:
+    except (KeyError, ValueError, WeightsError) as exc:
         raise CommandError(str(exc).strip('"')) from exc
     if entry.label_ids is None and args.label_ids:
         raise CommandError("model %s has no label-id mapping" % entry.name)

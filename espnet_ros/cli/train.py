@@ -1,5 +1,6 @@
-"""``espnet-ros train``: the ESPNet and ERFNet (two-stage) and ENet recipes from a YAML config and
-flags."""
+"""``espnet-ros train``: the ESPNet and ERFNet (two-stage), ENet and fine-tuning recipes from a YAML
+config and flags; one process, or one per GPU / CPU worker under ``torchrun``."""
+import signal
 from pathlib import Path
 
 from ..training.recipes import RECIPES
@@ -22,6 +23,12 @@ def add_parser(sub):
     p.add_argument("--epochs", type=int, help="epochs of every stage")
     p.add_argument("--batch-size", type=int, help="batch size of every stage")
     p.add_argument("--crop", help="training crop WIDTHxHEIGHT")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="fine-tune: zoo name (e.g. espnet-p2q8-cityscapes) or checkpoint file "
+                        "that initialises the first stage; tensors of another shape (the "
+                        "classes) are re-initialised")
+    p.add_argument("--freeze-encoder-epochs", type=int, metavar="K",
+                   help="keep the encoder tensors taken from --init-from frozen for K epochs")
     p.add_argument("--limit", type=int, help="use the first N training frames")
     p.add_argument("--val-limit", type=int, help="validate on the first N validation frames")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
@@ -38,7 +45,8 @@ def flag_overrides(args):
     """The dedicated flags as config overrides (--set strings)."""
     pairs = [("recipe", args.recipe), ("dataset.kind", args.dataset), ("dataset.root", args.data_root),
              ("name", args.name), ("dataset.limit", args.limit), ("dataset.val_limit", args.val_limit),
-             ("train.device", args.device), ("train.workers", args.workers), ("train.seed", args.seed)]
+             ("train.device", args.device), ("train.workers", args.workers), ("train.seed", args.seed),
+             ("init_from", args.init_from), ("freeze_encoder_epochs", args.freeze_encoder_epochs)]
     items = ["%s=%s" % (k, v) for k, v in pairs if v is not None]
     if args.crop:
         width, height = _size(args.crop)
@@ -64,9 +72,18 @@ def resolve_config(args):
     return config
 
 
+class Stopped(Exception):
+    """SIGTERM: under torchrun, the agent ends every worker when one of them fails."""
+
+
+def _stop(signum, frame):
+    raise Stopped()
+
+
 def run(args):
     import yaml
 
+    from ..training import distributed
     from ..training.train import train
 
     saved = args.out / "config.yaml" if args.out else None
@@ -79,17 +96,44 @@ def run(args):
     out = args.out or Path("out") / "train" / config["name"]
     if args.resume and (out / "config.yaml").is_file():
         _check_same_run(yaml.safe_load((out / "config.yaml").read_text()), config)
+    world = distributed.setup(config["train"]["device"])
+    signal.signal(signal.SIGTERM, _stop)
     try:
-        results = train(config, out, resume=args.resume)
+        results = train(config, out, resume=args.resume, world=world)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
+    except (distributed.WorkerLost, Stopped) as exc:
+        why = ("stopped by SIGTERM (torchrun ends every worker when one fails: see its report)"
+               if isinstance(exc, Stopped) else str(exc))
+        raise CommandError("rank %d: %s; %s" % (world.rank, why, _last_checkpoint(out, config)))
+    distributed.teardown(world)
+    if not world.main:
+        return 0
     for result in results:
         best = "%.4f" % result.best_miou if result.best_miou is not None else "not validated"
         print("%s: best val mIoU %s -> %s (last: %s)" % (result.stage, best, result.best, result.last))
-    final = results[-1]
-    print("use it: espnet-ros eval --weights %s ...   |   ESPNET_ROS_MODELS=%s espnet-ros predict "
-          "--model %s --weights %s IMAGES --out DIR" % (final.best, final.best, final.entry.name, final.best))
+    final = results[-1].best
+    print("use it: espnet-ros eval --model %s --dataset ... | espnet-ros predict --model %s IMAGES "
+          "--out DIR | ros2 launch espnet_ros segment.launch.py model:=%s"
+          % (final, final, final.resolve()))
     return 0
+
+
+def _last_checkpoint(out, config):
+    """Where the run can continue from (checkpoints are written atomically: never half a file)."""
+    from ..training import checkpoint
+
+    for stage in reversed(config["stages"]):
+        path = out / stage["name"] / "last.pth"
+        if path.is_file():
+            try:
+                ts = checkpoint.load(path)["train_state"]
+            except (ValueError, KeyError) as exc:
+                return "%s cannot be read: %s" % (path, exc)
+            return ("the last checkpoint %s (epoch %d, batch %d, step %d) is intact: run the "
+                    "same command with --resume to continue"
+                    % (path, ts["epoch"] + 1, ts["batch"], ts["global_step"]))
+    return "no checkpoint was written yet"
 
 
 def _check_same_run(saved, config):

@@ -1,8 +1,13 @@
 """Training augmentation: multi-scale random resize, crop, horizontal flip, normalization.
 
-Every random draw comes from a generator seeded with (seed, epoch, sample index), so an
-augmented sample depends on nothing else: not on the data-loader worker that builds it, not
-on what ran before. That is what makes a resumed run identical to an uninterrupted one.
+Two kinds: ``TrainTransform`` (a random scale, then a random crop padded with the ignore
+label) and ``ResizePass`` (the original ESPNet code's passes: the whole frame resized to one
+size, a random crop-and-resize of up to N border pixels with probability 1/2, a flip).
+
+Every random draw comes from a generator seeded with (seed, epoch, pass, sample index), so an
+augmented sample depends on nothing else: not on the data-loader worker or the process of a
+distributed run that builds it, not on what ran before. That is what makes a resumed run
+identical to an uninterrupted one, and N processes equal to one.
 
 The input normalization is the checkpoint's (``espnet_ros.models.zoo.Normalization``) and is
 applied as the inference preprocessing does, so a trained model sees the same numbers in
@@ -38,9 +43,7 @@ class TrainTransform:
         self.flip = flip
         self.label_stride = int(label_stride)
         self.void_id = void_id
-        scale = np.asarray(normalization.std, np.float32) / np.float32(normalization.scale)
-        self._mean = np.asarray(normalization.mean, np.float32)
-        self._inv = (1.0 / scale).astype(np.float32)
+        self._mean, self._inv = _normalization_arrays(normalization)
 
     def __call__(self, image, label, rng: np.random.Generator):
         if self.void_id is not None:  # before padding, which must stay ignored
@@ -56,32 +59,82 @@ class TrainTransform:
         data, label = _random_crop(data, label, self.crop_size, rng)
         if self.flip and rng.random() < 0.5:
             data, label = data[:, ::-1], label[:, ::-1]
-        if self.label_stride > 1:
-            h, w = label.shape
-            size = (-(-w // self.label_stride), -(-h // self.label_stride))  # ceil, as the net
-            label = cv2.resize(np.ascontiguousarray(label, np.uint8), size,
-                               interpolation=cv2.INTER_NEAREST)
-        return (np.ascontiguousarray(data.transpose(2, 0, 1)),
-                np.ascontiguousarray(label, np.int64))
+        return _to_tensors(data, label, self.label_stride)
+
+
+class ResizePass:
+    """One pass of the original recipe: (BGR uint8 image, train-id label) -> (CHW float32
+    input of ``size``, HW int64 target).
+
+    The whole frame is resized to ``size`` (width, height; the aspect ratio is not kept, as in
+    the original ``Scale``); with probability 1/2, up to ``crop_resize`` pixels are cut from
+    the left/right and top/bottom borders and the rest resized back to ``size`` (the original
+    ``RandomCropResize``); then a left-right flip with probability 1/2.
+    """
+
+    def __init__(self, normalization, size: Tuple[int, int], crop_resize: int = 0,
+                 flip: bool = True, label_stride: int = 1, void_id: Optional[int] = None):
+        self.size = tuple(int(v) for v in size)
+        self.crop_resize = int(crop_resize)
+        self.flip = flip
+        self.label_stride = int(label_stride)
+        self.void_id = void_id
+        self._mean, self._inv = _normalization_arrays(normalization)
+        self._order = normalization.order
+
+    def __call__(self, image, label, rng: np.random.Generator):
+        if self.void_id is not None:
+            label = np.where(label == IGNORE_INDEX, self.void_id, label).astype(np.uint8)
+        width, height = self.size
+        data = _to_model_order(image, self._order).astype(np.float32)
+        data = cv2.resize(data, (width, height), interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+        if self.crop_resize and rng.random() < 0.5:
+            x = int(rng.integers(self.crop_resize + 1))
+            y = int(rng.integers(self.crop_resize + 1))
+            if 2 * x < width and 2 * y < height:
+                data = cv2.resize(data[y:height - y, x:width - x], (width, height),
+                                  interpolation=cv2.INTER_LINEAR)
+                label = cv2.resize(label[y:height - y, x:width - x], (width, height),
+                                   interpolation=cv2.INTER_NEAREST)
+        data = (data - self._mean) * self._inv
+        if self.flip and rng.random() < 0.5:
+            data, label = data[:, ::-1], label[:, ::-1]
+        return _to_tensors(data, label, self.label_stride)
 
 
 class Augmented:
-    """Map-style dataset over keys (epoch, index): ``transform(image, label, rng)`` of sample
-    ``index`` with a generator seeded by (seed, epoch, index)."""
+    """Map-style dataset over keys (epoch, pass, index): ``transforms[pass](image, label, rng)``
+    of sample ``index`` with a generator seeded by (seed, epoch, pass, index)."""
 
-    def __init__(self, dataset, transform, seed: int):
+    def __init__(self, dataset, transforms, seed: int):
         self.dataset = dataset
-        self.transform = transform
+        self.transforms = list(transforms)
         self.seed = int(seed)
 
     def __len__(self):
         return len(self.dataset)
 
     def __getitem__(self, key):
-        epoch, index = key
+        epoch, pass_index, index = key
         image, label = self.dataset[index]
-        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
-        return self.transform(image, label, rng)
+        rng = np.random.default_rng([self.seed, int(epoch), int(pass_index), int(index)])
+        return self.transforms[pass_index](image, label, rng)
+
+
+def _normalization_arrays(normalization):
+    scale = np.asarray(normalization.std, np.float32) / np.float32(normalization.scale)
+    return np.asarray(normalization.mean, np.float32), (1.0 / scale).astype(np.float32)
+
+
+def _to_tensors(data, label, label_stride):
+    if label_stride > 1:
+        h, w = label.shape
+        size = (-(-w // label_stride), -(-h // label_stride))  # ceil, as the network's output
+        label = cv2.resize(np.ascontiguousarray(label, np.uint8), size,
+                           interpolation=cv2.INTER_NEAREST)
+    return (np.ascontiguousarray(data.transpose(2, 0, 1)),
+            np.ascontiguousarray(label, np.int64))
 
 
 def _to_model_order(image, order):

@@ -1,5 +1,5 @@
 """Models: ESPNet variants, ENet, ERFNet, the zoo of named checkpoints and weight resolution."""
-from . import zoo
+from . import registry, zoo
 from .enet import ENet
 from .erfnet import ERFNet, ERFNetEncoder
 from .espnet import ESPNet, ESPNetEncoder
@@ -24,13 +24,14 @@ def build(entry):
 
 
 def create_model(name, weights=None, pretrained=True, allow_download=True):
-    """Builds the named zoo model, loading its weights with strict key matching.
+    """Builds the named zoo model (or the model of a training checkpoint given by its path),
+    loading its weights with strict key matching.
 
     ``weights`` overrides the published file; ``pretrained=False`` leaves random weights
     (for training and benchmarks). An architecture entry without published weights needs
     ``weights`` unless ``pretrained=False``. Returns (model in eval mode, entry).
     """
-    entry = zoo.get(name)
+    entry, weights = registry.lookup(name, weights)
     model = build(entry)
     if weights or pretrained:
         path = resolve(entry, weights, allow_download=allow_download)

@@ -11,6 +11,9 @@ loadable with ``torch.load(weights_only=True)``::
     metrics     {"epoch", "val_miou", ...} at the time of writing
     train_state only in ``last.pth``: optimizer, scaler, RNG states, epoch, batch position...
 
+Wherever a model is named (``--model``, the node's ``model`` parameter, ``model:=`` of the
+launch file), the path of such a checkpoint works as well as a zoo name (``lookup``).
+
 ``register_checkpoint(path)`` adds the checkpoint's entry to the zoo of the running process;
 after it, ``Segmenter.from_zoo(name, weights=path)`` and ``espnet-ros predict --model NAME
 --weights PATH`` work as for a published model. Every ``espnet-ros`` command and the node call
@@ -83,6 +86,16 @@ def register_checkpoint(path, name=None, replace=False) -> ModelEntry:
         raise ValueError("zoo already has a different model named %r: register %s under another "
                          "name" % (entry.name, path))
     return zoo.register(entry)
+
+
+def lookup(ref, weights=None):
+    """(zoo entry, weights) for ``ref``: a zoo name, or the path of a checkpoint written by
+    ``espnet-ros train``, whose stored entry is registered and whose weights are used unless
+    ``weights`` names others. A name that is both a zoo name and a file means the zoo's."""
+    path = os.path.expanduser(str(ref))
+    if ref not in zoo.names() and os.path.isfile(path):
+        return register_checkpoint(path, replace=True), weights or path
+    return zoo.get(ref), weights
 
 
 def register_user_models(environ=None) -> list:

@@ -15,6 +15,11 @@ from .recipes import recipe
 DEFAULTS = {
     "name": "espnet-custom",          # zoo name of the trained model (earlier stages get -STAGE)
     "recipe": "espnet",
+    # Fine-tuning: a zoo name or checkpoint file that initialises the first stage; tensors whose
+    # shape differs (the classes) are re-initialised. The encoder tensors taken from it can stay
+    # frozen for the first epochs.
+    "init_from": None,
+    "freeze_encoder_epochs": 0,
     "dataset": {"kind": "camvid", "root": None, "train_split": "train", "val_split": "val",
                 "limit": None, "val_limit": None, "options": {}},
     # ESPNet family; residual/hff/act/downsample are the paper's ablation switches (defaults:
@@ -23,13 +28,22 @@ DEFAULTS = {
               "hff": True, "act": "prelu", "downsample": "esp"},
     "void_as_class": True,            # learn ignored pixels as an extra class, as the original
     "input_size": [1024, 512],        # native model input (width, height); scales are relative
-    "normalization": "dataset",       # "dataset" | "cityscapes" | "camvid" | {order, mean, std, scale}
-    "augment": {"scales": [0.5, 0.75, 1.0, 1.25, 1.5], "crop": None, "flip": True},
-    "optim": {"lr": 5e-4, "weight_decay": 5e-4, "lr_step_epochs": 100, "lr_gamma": 0.5},
+    # "dataset" | "cityscapes" | "camvid" | "init" (that of init_from) | {order, mean, std, scale}
+    "normalization": "dataset",
+    # passes: the original code's epoch, one pass per entry {size, batch_offset, crop_resize};
+    # without passes, one pass of a random scale (of input_size) and a random crop.
+    "augment": {"passes": None, "scales": [0.5, 0.75, 1.0, 1.25, 1.5], "crop": None, "flip": True},
+    # schedule "step": lr * lr_gamma ** (epoch // lr_step_epochs); "poly": lr * (1 - epoch /
+    # epochs) ** 0.9, for short fine-tunes
+    "optim": {"lr": 5e-4, "weight_decay": 5e-4, "lr_step_epochs": 100, "lr_gamma": 0.5,
+              "schedule": "step"},
     "class_weight_c": 1.10,           # class weights 1 / ln(c + p_class)
     "stages": None,
+    # sync_bn: SyncBatchNorm across the GPUs of a distributed run (CUDA only); freeze_bn: batch
+    # norm uses its running statistics and does not update them (small batches, fine-tuning).
     "train": {"device": "auto", "amp": True, "workers": 2, "seed": 0, "val_every": 1,
-              "checkpoint_every": 500, "log_every": 10, "progress": True, "deterministic": False},
+              "checkpoint_every": 500, "log_every": 10, "progress": True, "deterministic": False,
+              "sync_bn": False, "freeze_bn": False},
 }
 STAGE_KEYS = {"name", "arch", "label_stride", "epochs", "batch_size", "init_from"}
 
@@ -115,10 +129,14 @@ def _merge(base, extra, where, prefix=""):
 
 def _validate(config):
     try:
-        config["optim"] = {k: float(v) for k, v in config["optim"].items()}
+        config["optim"] = {k: v if k == "schedule" else float(v) for k, v in config["optim"].items()}
         config["class_weight_c"] = float(config["class_weight_c"])
+        config["freeze_encoder_epochs"] = int(config["freeze_encoder_epochs"] or 0)
     except (TypeError, ValueError) as exc:
-        raise ConfigError("optim values and class_weight_c must be numbers: %s" % exc) from None
+        raise ConfigError("optim values, class_weight_c and freeze_encoder_epochs must be numbers: "
+                          "%s" % exc) from None
+    if config["optim"]["schedule"] not in ("step", "poly"):
+        raise ConfigError("optim.schedule must be step or poly, got %r" % config["optim"]["schedule"])
     stages = config["stages"]
     if not stages:
         raise ConfigError("no training stages")

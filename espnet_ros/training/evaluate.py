@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ..data.base import read_label_png
+from .distributed import all_reduce_confusion, shard
 from .metrics import ConfusionMatrix, IoUScores, mean_of_groups
 
 
@@ -63,15 +64,18 @@ def scored_classes(entry, dataset):
 
 
 def evaluate(segmenter, dataset, progress: bool = False,
-             on_prediction: Optional[Callable[[int, np.ndarray], None]] = None) -> EvalReport:
+             on_prediction: Optional[Callable[[int, np.ndarray], None]] = None,
+             world=None) -> EvalReport:
     """Scores ``segmenter`` (an ``espnet_ros.inference.Segmenter``) on every sample of ``dataset``.
 
     ``on_prediction(index, labels)`` sees each prediction (at the frame's resolution), for
-    exports.
+    exports. ``world`` (``training.distributed.World``): each process scores its share of the
+    frames and the confusion matrices are summed, so every process returns the whole split's
+    report.
     """
     confusion, warnings = scored_classes(segmenter.entry, dataset)
     start = time.perf_counter()
-    indices = range(len(dataset))
+    indices = shard(len(dataset), world) if world is not None else range(len(dataset))
     if progress:
         from tqdm import tqdm
         indices = tqdm(indices, desc="evaluating", unit="img", dynamic_ncols=True)
@@ -83,6 +87,8 @@ def evaluate(segmenter, dataset, progress: bool = False,
         confusion.update(pred, truth)
         if on_prediction is not None:
             on_prediction(i, pred)
+    if world is not None:
+        all_reduce_confusion(confusion, world)
     entry = segmenter.entry
     columns = tuple(dataset.classes) + tuple(entry.classes[dataset.num_classes:])
     return _report(entry.name, dataset, confusion, time.perf_counter() - start,

@@ -33,12 +33,29 @@ class SegmentationLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits, target):
+        """The weighted mean over the labelled pixels, as ``F.cross_entropy``'s "mean"."""
+        total, weight = self.sum_and_weight(logits, target)
+        if float(weight) <= 0:
+            return total * 0.0  # an all-ignore batch: no signal, and no NaN from 0/0
+        return total / weight
+
+    def sum_and_weight(self, logits, target):
+        """(sum of the weighted per-pixel losses, sum of their weights): the weighted mean is
+        their ratio. A distributed run divides by the weight summed over all processes, so N
+        processes compute the gradient of the one-process mean over the same frames."""
+        self._check(logits, target)
+        total = F.cross_entropy(logits.float(), target, weight=self.weight,
+                                ignore_index=self.ignore_index, reduction="sum")
+        valid = target != self.ignore_index
+        if self.weight is None:
+            weight = valid.sum().float()
+        else:
+            weight = self.weight[target[valid]].sum()
+        return total, weight.detach()
+
+    def _check(self, logits, target):
         if logits.shape[2:] != target.shape[1:]:
             raise ValueError("logits %s and target %s differ in size (label_stride wrong for "
                              "this architecture?)" % (tuple(logits.shape), tuple(target.shape)))
         if self.weight is not None and logits.shape[1] != self.weight.numel():
             raise ValueError("%d logits for %d class weights" % (logits.shape[1], self.weight.numel()))
-        if not bool((target != self.ignore_index).any()):
-            return logits.sum() * 0.0  # an all-ignore batch: no signal, and no NaN from 0/0
-        return F.cross_entropy(logits.float(), target, weight=self.weight,
-                               ignore_index=self.ignore_index)

@@ -7,6 +7,11 @@ labels down-sampled x8; stage 2 trains ESPNet, its encoder initialised from stag
 lr 5e-4, weight decay 5e-4, lr halved every 100 epochs, 300 epochs per stage, class weights
 1/ln(1.10 + p_c), batch 12 (ESPNet-C) and 6 (ESPNet).
 
+Fine-tuning (this project's, not a paper's): one stage of ESPNet end to end, initialised from a
+trained model (``init_from``, e.g. the published ``espnet-p2q8-cityscapes``); Adam, lr 5e-4
+with a poly decay (a short schedule ends at a small learning rate), weight decay 5e-4, class
+weights 1/ln(1.10 + p_c), batch 4.
+
 ENet (Paszke et al., 2016): Adam, lr 5e-4, weight decay 2e-4, class weights 1/ln(1.02 + p_c),
 batch 10; trained here end to end in one stage.
 
@@ -47,6 +52,12 @@ RECIPES = {
             {"name": "decoder", "arch": "erfnet", "init_from": "encoder", "label_stride": 1,
              "epochs": 150, "batch_size": 6},
         ],
+    },
+    "finetune": {
+        "optim": dict(_OPTIM, schedule="poly"),
+        "class_weight_c": 1.10,
+        "stages": [{"name": "finetune", "arch": "espnet", "label_stride": 1, "epochs": 20,
+                    "batch_size": 4}],
     },
     "enet": {
         "optim": dict(_OPTIM, weight_decay=2e-4),

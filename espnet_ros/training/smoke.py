@@ -15,7 +15,8 @@ from pathlib import Path
 from ..inference import Segmenter
 from .config import load_config
 from .evaluate import evaluate
-from .train import StageTrainer, prepare_data, resolve_device, train
+from .distributed import setup
+from .train import StageTrainer, prepare_data, train
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "train_espnet_camvid.yaml"
 
@@ -35,7 +36,7 @@ def smoke_config(args):
 
 def untrained_miou(config, prep, out, stage_index):
     """Validation mIoU of the randomly initialised model of a stage (what training starts from)."""
-    trainer = StageTrainer(config, stage_index, prep, out, resolve_device("cpu"), log=lambda *_: None)
+    trainer = StageTrainer(config, stage_index, prep, out, setup("cpu", environ={}), log=lambda *_: None)
     return evaluate(Segmenter(trainer.model, trainer.entry), prep.val).miou
 
 

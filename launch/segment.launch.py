@@ -73,7 +73,8 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="input camera_info topic"),
         DeclareLaunchArgument("model", default_value="espnet-p2q8-cityscapes",
-                              description="zoo model name (espnet-ros models)"),
+                              description="zoo model name (espnet-ros models) or checkpoint "
+                                          "file of espnet-ros train"),
         DeclareLaunchArgument("backend", default_value="torch",
                               description="auto, torch, onnxruntime or torch2trt"),
         DeclareLaunchArgument("device", default_value="cpu", description="cpu, cuda, cuda:N"),

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from synthetic_datasets import make_folder
@@ -17,14 +18,17 @@ from espnet_ros.inference import Segmenter
 from espnet_ros.models import build, create_model, zoo
 from espnet_ros.training import checkpoint
 from espnet_ros.training.config import ConfigError, load_config
+from espnet_ros.training.distributed import setup
 from espnet_ros.training.train import HANG_ENV, Prepared, StageTrainer, stage_entry, train
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID_CONFIG = REPO / "config" / "train_espnet_camvid.yaml"
-# 4 CamVid frames, 2 per batch, 2 epochs per stage, 64x48 crops of frames scaled to ~96x72.
-TINY = ["--limit", "4", "--val-limit", "2", "--epochs", "2", "--batch-size", "2", "--crop", "64x48",
-        "--workers", "0", "--no-progress", "--set", "input_size=[96, 72]",
-        "--set", "augment.scales=[0.75, 1.0]", "--set", "train.checkpoint_every=1"]
+# 4 CamVid frames, 2 per batch, 2 epochs per stage; an epoch is two passes, as the recipe's
+# five: the frames resized to 96x72 (crop-resize margin 4), then to 64x48 at batch 3.
+TINY = ["--limit", "4", "--val-limit", "2", "--epochs", "2", "--batch-size", "2", "--workers", "0",
+        "--no-progress", "--set", "input_size=[96, 72]",
+        "--set", "augment.passes=[{size: [96, 72], crop_resize: 4}, {size: [64, 48], batch_offset: 1}]",
+        "--set", "train.checkpoint_every=1"]
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -60,6 +64,38 @@ def test_overrides_and_unknown_keys(monkeypatch):
         load_config(CAMVID_CONFIG, ["stages.5.epochs=1"])
     with pytest.raises(ValueError, match="unknown recipe"):
         load_config(CAMVID_CONFIG, ["recipe=segnet"])
+
+
+def test_cityscapes_recipe_epoch_is_the_originals_five_passes():
+    """The original train/main.py: five passes over the 2,975 training frames, whole frames
+    resized, batches of 12/12/16/16/14 for ESPNet-C and 6/6/10/10/8 for ESPNet."""
+    config = load_config(REPO / "config" / "train_espnet_cityscapes.yaml", ["dataset.root=/cs"])
+    frames = type("Index", (), {"kind": "cityscapes", "split": "train", "__len__": lambda s: 2975})()
+    prep = _tiny_prep(20)._replace(train=frames, normalization=zoo.CITYSCAPES_NORM)
+    expected = {0: ([12, 12, 16, 16, 14], 1081), 1: ([6, 6, 10, 10, 8], 1960)}
+    sizes = [(1536, 768), (1280, 720), (512, 256), (768, 384), (1024, 512)]
+    for index, (batches, steps) in expected.items():
+        trainer = StageTrainer(config, index, prep, Path("/unused"), setup("cpu", environ={}))
+        assert [p.batch_size for p in trainer.passes] == batches
+        assert [p.size for p in trainer.passes] == sizes
+        plan = trainer._batches(epoch=0)
+        assert len(plan) == steps
+        for p in range(5):  # every frame once per pass, in an order reshuffled every epoch
+            frames_of_pass = sorted(i for b in plan if b.pass_index == p for i in b.indices)
+            assert frames_of_pass == list(range(2975))
+        assert [b.indices for b in plan[:3]] != [b.indices for b in trainer._batches(epoch=1)[:3]]
+        stride = 8 if index == 0 else 1
+        rng = np.random.default_rng(0)
+        for transform, (width, height) in zip(trainer.data.transforms, sizes):
+            image = np.zeros((1024, 2048, 3), np.uint8)
+            data, target = transform(image, np.zeros((1024, 2048), np.uint8), rng)
+            assert data.shape == (3, height, width)
+            assert target.shape == (height // stride, width // stride)
+
+
+def test_crop_flag_is_refused_for_a_passes_recipe(capsys):
+    assert main(["train", "--config", str(CAMVID_CONFIG), "--crop", "64x48", "--print-config"]) == 2
+    assert "augment.passes=null" in capsys.readouterr().err
 
 
 # -- any class count ------------------------------------------------------------------------------
@@ -169,13 +205,13 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(data_dir, tmp_path
     out, _ = reference.communicate(timeout=300)
     assert reference.returncode == 0, out
 
-    killed = run_train(tmp_path / "killed", hang="decoder:3")  # mid-epoch 2 of stage 2
+    killed = run_train(tmp_path / "killed", hang="decoder:5")  # mid-epoch 2 of stage 2
     wait_for_line(killed, "hanging after the checkpoint")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait(timeout=30)
     assert killed.returncode == -signal.SIGKILL
     saved = checkpoint.load(tmp_path / "killed" / "decoder" / "last.pth")["train_state"]
-    assert (saved["epoch"], saved["batch"], saved["global_step"]) == (1, 1, 3)
+    assert (saved["epoch"], saved["batch"], saved["global_step"]) == (1, 1, 5)  # 4 steps an epoch
     assert not list((tmp_path / "killed" / "decoder").glob("*.tmp"))
 
     resumed = subprocess.run([sys.executable, "-m", "espnet_ros.cli", "train", "--out",
@@ -183,7 +219,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(data_dir, tmp_path
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout
     assert "encoder: already finished" in resumed.stdout
-    assert "decoder: resuming at epoch 2, batch 1 (step 3)" in resumed.stdout
+    assert "decoder: resuming at epoch 2, batch 1 (step 5)" in resumed.stdout
     for stage in ("encoder", "decoder"):
         for name in ("last.pth", "best.pth"):
             assert_same_weights(tmp_path / "reference" / stage / name, tmp_path / "killed" / stage / name)

@@ -354,7 +354,7 @@ def check_sizes(bag, topics):
 
 def run_replay(bag_path, options, log=print):
     """Runs the replay; writes the report and output bag under ``options.out_dir``; returns the report."""
-    from ..models.zoo import get as get_entry
+    from ..models.registry import lookup
     from ..ros.env import apply_localhost_env
 
     if options.rate <= 0 and not options.closed_loop:
@@ -364,8 +364,8 @@ def run_replay(bag_path, options, log=print):
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        entry = get_entry(options.model)
-    except KeyError as exc:
+        entry, _ = lookup(options.model)
+    except (KeyError, ValueError) as exc:
         raise BagError(str(exc).strip("'\"")) from exc
     apply_localhost_env()
     with BagReader(bag_path) as bag:

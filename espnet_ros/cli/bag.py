@@ -17,7 +17,8 @@ def _assignment(text):
 
 
 def _model_options(p):
-    p.add_argument("--model", default="espnet-p2q8-cityscapes", help="zoo name (espnet-ros models)")
+    p.add_argument("--model", default="espnet-p2q8-cityscapes",
+                   help="zoo name (espnet-ros models) or checkpoint file of espnet-ros train")
     p.add_argument("--weights", default="", help="checkpoint file (default: the published weights)")
     p.add_argument("--size", type=parse_size, help="model input WIDTHxHEIGHT (default: native)")
     p.add_argument("--device", default="cpu")

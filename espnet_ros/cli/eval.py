@@ -1,4 +1,7 @@
-"""``espnet-ros eval``: class / category mIoU of a model on a dataset split, reports, exports."""
+"""``espnet-ros eval``: class / category mIoU of a model on a dataset split, reports, exports.
+
+Under ``torchrun`` each process scores its share of the frames, the confusion matrices are
+summed, and rank 0 writes the report (``world_size`` and ``images``, the frames scored in all)."""
 import json
 import sys
 from pathlib import Path
@@ -81,13 +84,17 @@ def load_dataset(args):
 
 
 def run(args):
+    from ..training import distributed
     from ..training.evaluate import evaluate
     from ..training.export import CityscapesExporter, export_cityscapes
     from ..training.report import markdown, write_report
 
+    world = distributed.setup(args.device)
+    if world.distributed:
+        args.device = str(world.device)  # cuda:LOCAL_RANK
     segmenter = load_segmenter(args)
     dataset = load_dataset(args)
-    progress = not args.no_progress
+    progress = not args.no_progress and world.main
     exporter = None
     if args.export_cityscapes:
         try:
@@ -95,26 +102,34 @@ def run(args):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if not dataset.has_labels:
+            if world.distributed:
+                raise CommandError("exporting a split without ground truth runs in one process")
             written = export_cityscapes(segmenter, dataset, args.export_cityscapes, progress)
             print("wrote %d submission file(s) to %s (no ground truth in %s: not scored)"
                   % (len(written), args.export_cityscapes, args.split))
             return 0
     try:
-        report = evaluate(segmenter, dataset, progress=progress, on_prediction=exporter)
+        report = evaluate(segmenter, dataset, progress=progress, on_prediction=exporter,
+                          world=world if world.distributed else None)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
+    distributed.teardown(world)
+    if not world.main:  # each process wrote its own frames' submission files, if asked
+        return 0
     info = dict(segmenter.backend.info) if segmenter.backend is not None else {}
     extra = {"weights": str(args.weights) if args.weights else "published",
              "backend": segmenter.backend_name, "precision": segmenter.precision,
              "gate": info.get("gate", "not applicable (fp32)" if segmenter.precision == "fp32"
                               else "none"),
-             "command": "espnet-ros " + " ".join(sys.argv[1:])}
+             "world_size": world.size, "command": "espnet-ros " + " ".join(sys.argv[1:])}
     out = args.out or Path("out") / "eval" / ("%s_%s_%s" % (segmenter.entry.name, dataset.kind, args.split))
     paths = write_report(report, out, extra, plot=not args.no_plot)
     print(markdown(report), end="")
     print("backend %s, precision %s; gate: %s" % (extra["backend"], extra["precision"],
                                                   extra["gate"]))
     if exporter:
-        print("wrote %d submission file(s) to %s" % (len(exporter.written), args.export_cityscapes))
+        print("wrote %d submission file(s) to %s%s" % (len(exporter.written), args.export_cityscapes,
+                                                     " (rank 0; every process wrote its own frames)"
+                                                     if world.distributed else ""))
     print("reports: %s" % json.dumps({k: str(v) for k, v in paths.items()}))
     return 0

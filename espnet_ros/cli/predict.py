@@ -15,7 +15,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".we
 def add_parser(sub):
     p = sub.add_parser("predict", help="segment image files: label PNG, colour mask, overlay")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
-    p.add_argument("--model", default="espnet-p2q8-cityscapes", help="zoo name (espnet-ros models) or a checkpoint file of espnet-ros train")
+    p.add_argument("--model", default="espnet-p2q8-cityscapes",
+                   help="zoo name (espnet-ros models) or a checkpoint file of espnet-ros train")
     p.add_argument("--weights", help="checkpoint file instead of the published weights")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")

@@ -22,7 +22,7 @@ def add_parser(sub):
     p.add_argument("--name", help="zoo name of the trained model")
     p.add_argument("--epochs", type=int, help="epochs of every stage")
     p.add_argument("--batch-size", type=int, help="batch size of every stage")
-    p.add_argument("--crop", help="training crop WIDTHxHEIGHT")
+    p.add_argument("--crop", help="training crop WIDTHxHEIGHT (configurations without augment.passes)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="fine-tune: zoo name (e.g. espnet-p2q8-cityscapes) or checkpoint file "
                         "that initialises the first stage; tensors of another shape (the "
@@ -62,6 +62,10 @@ def resolve_config(args):
     overrides = flag_overrides(args) + list(args.overrides)
     try:
         config = load_config(args.config, overrides)
+        if args.crop and config["augment"].get("passes"):
+            raise ConfigError("--crop applies to the scale-and-crop epoch; this configuration's "
+                              "epoch is made of resize passes (augment.passes): add --set "
+                              "augment.passes=null to crop instead")
         for stage in config["stages"]:
             if args.epochs is not None:
                 stage["epochs"] = args.epochs
@@ -105,7 +109,8 @@ def run(args):
     except (distributed.WorkerLost, Stopped) as exc:
         why = ("stopped by SIGTERM (torchrun ends every worker when one fails: see its report)"
                if isinstance(exc, Stopped) else str(exc))
-        raise CommandError("rank %d: %s; %s" % (world.rank, why, _last_checkpoint(out, config)))
+        raise CommandError("rank %d: %s; %s" % (world.rank, why, _last_checkpoint(out, config))) \
+            from None
     distributed.teardown(world)
     if not world.main:
         return 0

@@ -20,7 +20,8 @@ class ParamSpec(NamedTuple):
 
 
 SPECS = (
-    ParamSpec("model", "espnet-p2q8-cityscapes", "zoo name (espnet-ros models)", RELOAD),
+    ParamSpec("model", "espnet-p2q8-cityscapes",
+              "zoo name (espnet-ros models) or checkpoint file of espnet-ros train", RELOAD),
     ParamSpec("weights", "", "checkpoint file; empty: the model's published weights", RELOAD),
     ParamSpec("backend", "torch", "inference backend", RELOAD,
               choices=("auto", "torch", "onnxruntime", "openvino", "torch2trt")),

@@ -15,7 +15,8 @@ from .recipes import recipe
 DEFAULTS = {
     "name": "espnet-custom",          # zoo name of the trained model (earlier stages get -STAGE)
     "recipe": "espnet",
-    # Fine-tuning: a zoo name or checkpoint file that initialises the first stage; tensors whose
+    # Fine-tuning: a zoo name or checkpoint file that initialises the first stage (and with
+    # model: init gives its architecture options); tensors whose
     # shape differs (the classes) are re-initialised. The encoder tensors taken from it can stay
     # frozen for the first epochs.
     "init_from": None,
@@ -65,6 +66,10 @@ def load_config(path=None, overrides=()) -> dict:
     config = copy.deepcopy(DEFAULTS)
     _merge(config, recipe(user.get("recipe", config["recipe"])), "recipe")
     _merge(config, user, "config")
+    if isinstance(config["model"], dict):  # a mapping over a recipe's "init" is completed
+        config["model"] = dict(DEFAULTS["model"], **config["model"])
+    elif config["model"] != "init":
+        raise ConfigError("model must be a mapping or 'init', got %r" % (config["model"],))
     _validate(config)
     root = config["dataset"]["root"]
     if root:

@@ -8,7 +8,8 @@ lr 5e-4, weight decay 5e-4, lr halved every 100 epochs, 300 epochs per stage, cl
 1/ln(1.10 + p_c), batch 12 (ESPNet-C) and 6 (ESPNet).
 
 Fine-tuning (this project's, not a paper's): one stage of ESPNet end to end, initialised from a
-trained model (``init_from``, e.g. the published ``espnet-p2q8-cityscapes``); Adam, lr 5e-4
+trained model (``init_from``, e.g. the published ``espnet-p2q8-cityscapes``) with its
+architecture (``model: init``: alpha2, alpha3, K, decoder variant); Adam, lr 5e-4
 with a poly decay (a short schedule ends at a small learning rate), weight decay 5e-4, class
 weights 1/ln(1.10 + p_c), batch 4.
 
@@ -54,6 +55,7 @@ RECIPES = {
         ],
     },
     "finetune": {
+        "model": "init",  # the architecture of init_from's model
         "optim": dict(_OPTIM, schedule="poly"),
         "class_weight_c": 1.10,
         "stages": [{"name": "finetune", "arch": "espnet", "label_stride": 1, "epochs": 20,

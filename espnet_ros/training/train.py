@@ -39,7 +39,7 @@ from ..models import build, load_state_dict, registry, resolve, zoo
 from ..models.espnet import ABLATION_DEFAULTS
 from ..models.zoo import ModelEntry, Normalization
 from . import checkpoint, distributed
-from .config import dump
+from .config import DEFAULTS, dump
 from .evaluate import evaluate
 from .losses import SegmentationLoss, class_weights
 from .schedule import epoch_batches, passes_of
@@ -179,7 +179,7 @@ def _label_ids(dataset, void_id):
 
 
 def stage_entry(config, stage, prep: Prepared, final: bool) -> ModelEntry:
-    arch, m = stage["arch"], config["model"]
+    arch, m = stage["arch"], model_options(config)
     classes = len(prep.classes)
     if classes < 2:  # argmax over one output is constant
         raise ValueError("a segmentation model needs at least 2 outputs, the dataset gives %d: "
@@ -204,6 +204,18 @@ def stage_entry(config, stage, prep: Prepared, final: bool) -> ModelEntry:
         void_id=prep.void_id, dataset=prep.train.kind, label_ids=prep.label_ids,
         description="%s trained with espnet-ros train (recipe %s, stage %s) on %s %s"
                     % (arch, config["recipe"], stage["name"], prep.train.kind, prep.train.split))
+
+
+def model_options(config) -> dict:
+    """The ``model`` section; "init" means the architecture options of init_from's model."""
+    if config["model"] != "init":
+        return config["model"]
+    if not config.get("init_from"):
+        raise ValueError("model 'init' needs init_from")
+    options = dict(DEFAULTS["model"])
+    source = registry.lookup(config["init_from"])[0].arch_args
+    options.update((k, v) for k, v in source.items() if k in options)
+    return options
 
 
 class StageTrainer:

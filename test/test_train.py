@@ -288,6 +288,7 @@ def test_erfnet_trains_in_two_stages_and_loads_through_the_zoo(data_dir, tmp_pat
     assert (entry.name, entry.arch, entry.num_classes) == ("erfnet-camvid", "erfnet", 12)
     assert entry.output_stride == 1
     rows = list(csv.DictReader(open(str(out / "decoder" / "log.csv"))))
+    assert (out / "decoder" / "curves.png").stat().st_size > 0  # loss and mIoU per epoch
     assert len(rows) == 2 and all(float(r["train_loss"]) > 0 for r in rows)
     checkpoint.register_checkpoint(best)
     model, _ = create_model("erfnet-camvid", weights=best)

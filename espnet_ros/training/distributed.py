@@ -104,6 +104,17 @@ def all_gather_object(obj, world: World) -> list:
     return gathered
 
 
+def broadcast_object(obj, world: World):
+    """Rank 0's ``obj`` on every rank (what rank 0 read from disk: the other ranks may run on
+    machines that do not share its filesystem)."""
+    if not world.distributed:
+        return obj
+    box = [obj if world.main else None]
+    with lost_worker_guard():
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(world: World):
     if world.distributed:
         with lost_worker_guard():

@@ -111,3 +111,31 @@ def _num(value):
 
 def _pct(value):
     return "-" if value is None or math.isnan(value) else "%.2f" % (100 * value)
+
+
+def plot_curves(log_csv, path, title=None) -> Path:
+    """Training loss and validation mIoU per epoch (a stage's log.csv) as a PNG."""
+    import csv
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    with open(str(log_csv), newline="") as f:
+        rows = list(csv.DictReader(f))
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, loss_ax = plt.subplots(figsize=(7, 4))
+    loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], "o-", color="tab:blue")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("training loss", color="tab:blue")
+    validated = [(e, 100 * float(r["val_miou"])) for e, r in zip(epochs, rows) if r["val_miou"]]
+    if validated:
+        miou_ax = loss_ax.twinx()
+        miou_ax.plot(*zip(*validated), "s-", color="tab:red")
+        miou_ax.set_ylabel("validation mIoU (%)", color="tab:red")
+    loss_ax.set_title(title or Path(log_csv).parent.name)
+    loss_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=100)
+    plt.close(fig)
+    return Path(path)

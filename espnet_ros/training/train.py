@@ -7,6 +7,7 @@ Output folder::
     OUT/STAGE/last.pth       written every ``checkpoint_every`` iterations and every epoch end
     OUT/STAGE/best.pth       best validation mIoU (the final model when never validated)
     OUT/STAGE/log.csv        one row per epoch
+    OUT/STAGE/curves.png     training loss and validation mIoU per epoch
     OUT/STAGE/tb/            TensorBoard events
 
 Exact resume: the data order of an epoch's passes is drawn from (seed, epoch, pass)
@@ -42,6 +43,7 @@ from . import checkpoint, distributed
 from .config import DEFAULTS, dump
 from .evaluate import evaluate
 from .losses import SegmentationLoss, class_weights
+from .report import plot_curves
 from .schedule import epoch_batches, passes_of
 
 HANG_ENV = "ESPNET_ROS_FAULT_HANG_AT"  # "STAGE:STEP": fault injection for the resume-after-kill tests
@@ -87,6 +89,7 @@ def train(config, out_dir, resume=False, log=log_line, world=None):
         log = _quiet
     stages = config["stages"]
     existing = [s["name"] for s in stages if (out_dir / s["name"] / "last.pth").exists()]
+    existing = distributed.broadcast_object(existing, world)  # rank 0's disk decides
     if existing and not resume:
         raise FileExistsError("%s already holds checkpoints (%s): pass --resume to continue, or "
                               "choose another output folder" % (out_dir, ", ".join(existing)))
@@ -121,11 +124,8 @@ def prepare_data(config, out_dir, log=log_line, world=None) -> Prepared:
                                 **options)
     void_id = train_set.num_classes if config["void_as_class"] else None
     world = world or distributed.setup("cpu", environ={})
-    if world.main:  # the others read the file rank 0 writes
-        stats = cached_statistics(train_set, void_id, out_dir / "stats.json", log)
-    distributed.barrier(world)
-    if not world.main:
-        stats = cached_statistics(train_set, void_id, out_dir / "stats.json", log, write=False)
+    stats = cached_statistics(train_set, void_id, out_dir / "stats.json", log) if world.main else None
+    stats = distributed.broadcast_object(stats, world)
     spec = config["normalization"]
     if spec == "init":
         if not config.get("init_from"):
@@ -139,7 +139,7 @@ def prepare_data(config, out_dir, log=log_line, world=None) -> Prepared:
                     classes, palette, void_id, _label_ids(train_set, void_id))
 
 
-def cached_statistics(dataset, void_id, path: Path, log=log_line, write=True) -> dict:
+def cached_statistics(dataset, void_id, path: Path, log=log_line) -> dict:
     key = {"kind": dataset.kind, "root": str(dataset.root), "split": dataset.split,
            "images": len(dataset), "void_id": void_id}
     if path.is_file():
@@ -150,8 +150,7 @@ def cached_statistics(dataset, void_id, path: Path, log=log_line, write=True) ->
     stats = split_statistics(dataset, void_id)
     result = {"key": key, "mean_bgr": stats.mean_bgr, "std_bgr": stats.std_bgr,
               "histogram": stats.histogram}
-    if write:
-        path.write_text(json.dumps(result, indent=1))
+    path.write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -264,8 +263,10 @@ class StageTrainer:
     def run(self, resume=False, earlier=()) -> StageResult:
         last = self.dir / "last.pth"
         state = self._fresh_state()
-        if resume and last.exists():
-            state = self._restore(checkpoint.load(last))
+        saved = checkpoint.load(last) if resume and self.world.main and last.exists() else None
+        saved = distributed.broadcast_object(saved, self.world) if resume else None
+        if saved is not None:
+            state = self._restore(saved)
             self.log("%s: resuming at epoch %d, batch %d (step %d)"
                      % (self.stage["name"], state["epoch"] + 1, state["batch"], state["global_step"]))
         else:
@@ -314,6 +315,8 @@ class StageTrainer:
                    "seconds": round(time.perf_counter() - started, 3)}
             if csv_log:
                 csv_log.write(row)
+                plot_curves(csv_log.path, self.dir / "curves.png", "%s (%s)" % (self.entry.name,
+                                                                                self.stage["name"]))
             if board:
                 board.add_scalar("train/epoch_loss", train_loss, state["global_step"])
                 board.add_scalar("train/lr", lr, state["global_step"])
@@ -428,7 +431,9 @@ class StageTrainer:
             return []
         done = {r.stage: r for r in earlier}
         if source in done:
-            path, state = done[source].best, checkpoint.load(done[source].best)["model"]
+            path = done[source].best
+            state = checkpoint.load(path)["model"] if self.world.main else None
+            state = distributed.broadcast_object(state, self.world)
         else:
             _, state, path = init_source(source)
         report = transfer(self.model, state)

@@ -21,6 +21,9 @@ def add_parser(bench_sub):
                    help="model input WIDTHxHEIGHT (default: the model's native size)")
     p.add_argument("--seconds", type=float, default=25.0, help="length of each measurement")
     p.add_argument("--runs", type=int, default=3, help="runs; each measures both set-ups")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads of the one node (0: its default, cores - 1); the N "
+                        "single-camera nodes keep their default")
     p.add_argument("--frame", help="image to send (default: a Cityscapes sample frame)")
     p.add_argument("--out", type=Path, default=Path("out/bench"))
     p.set_defaults(func=run)
@@ -39,7 +42,7 @@ def run(args):
     try:
         model_size = args.model_size or tuple(zoo.get(args.model).input_size)
         report = run_bench(args.model, frame, args.cameras, args.frame_size, model_size,
-                           args.seconds, args.runs, args.out)
+                           args.seconds, args.runs, args.out, one_node_threads=args.threads)
     except (KeyError, RuntimeError) as exc:
         raise CommandError(str(exc).strip('"')) from exc
     print(markdown(report), end="")

@@ -33,7 +33,7 @@ def _rss_kb(pid):
 class CameraRig:
     """The node process(es) of one set-up, and this process's publishers and subscribers."""
 
-    def __init__(self, setup, cameras, params, log_dir, env=None):
+    def __init__(self, setup, cameras, params, log_dir, env=None, one_node_threads=0):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -44,7 +44,8 @@ class CameraRig:
 
         self.setup, self.cameras = setup, list(cameras)
         if setup == "one_node":
-            node_params = dict(params, cameras="[%s]" % ",".join(self.cameras))
+            node_params = dict(params, cameras="[%s]" % ",".join(self.cameras),
+                               threads=one_node_threads)
             self.processes = [NodeProcess("/", node_params, Path(log_dir) / "one_node.log",
                                           extra_env=env)]
             self.readers = {c: DiagnosticsReader("/espnet_segmentation") for c in self.cameras}
@@ -177,7 +178,7 @@ def measure(rig, seconds):
 
 
 def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_dir, env=None,
-              warmup_s=3.0):
+              warmup_s=3.0, one_node_threads=0):
     """``runs`` runs, each measuring both set-ups one after the other (the order alternates)."""
     import rclpy
 
@@ -196,7 +197,7 @@ def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_
         for run in range(runs):
             order = SETUPS if run % 2 == 0 else SETUPS[::-1]
             for setup in order:
-                rig = CameraRig(setup, names, params, out_dir, env)
+                rig = CameraRig(setup, names, params, out_dir, env, one_node_threads)
                 rig.frame_raw = raw
                 try:
                     rig.wait_ready()
@@ -210,6 +211,7 @@ def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_
     finally:
         rclpy.shutdown()
     report = {"model": model, "cameras": cameras, "frame_size": "%dx%d" % tuple(frame_size),
+              "one_node_threads": one_node_threads or "default",
               "model_size": "%dx%d" % tuple(model_size), "seconds": seconds, "runs": results,
               "ratios": ratios(results)}
     (out_dir / "bench_cameras.json").write_text(json.dumps(report, indent=2))
@@ -240,9 +242,10 @@ def run_line(r):
 
 
 def markdown(report):
-    lines = ["%d cameras, %s bgr8 frames, model %s at %s, %s s per measurement" % (
-        report["cameras"], report["frame_size"], report["model"], report["model_size"],
-        report["seconds"]), "",
+    lines = ["%d cameras, %s bgr8 frames, model %s at %s, %s s per measurement; torch threads "
+             "of the one node: %s (the single-camera nodes: their default)" % (
+                 report["cameras"], report["frame_size"], report["model"],
+                 report["model_size"], report["seconds"], report.get("one_node_threads")), "",
         "| run | set-up | total RSS MB | aggregate FPS | per camera FPS | slowest / mean | "
         "latency p50 / p95 ms per camera | node CPU (cores) | forward calls (frames per call) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -53,7 +53,7 @@ def _answered(probe, pub, frame, topic, sec, timeout=60):
 
 def test_ros2_lifecycle_drives_the_node_through_every_state(probe, frame, ros2_env, tmp_path):
     from sensor_msgs.msg import Image
-    node = NodeProcess("/lc", PARAMS, tmp_path / "node.log", extra_env=ros2_env)
+    node = NodeProcess("/lc", PARAMS, tmp_path, extra_env=ros2_env)
     name = node.base
     try:
         probe.subscribe(Image, name + "/label")

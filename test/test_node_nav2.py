@@ -62,8 +62,9 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
     from sensor_msgs.msg import CameraInfo, Image
 
     from espnet_ros.inference import Pipeline
+    from espnet_ros.inference.resize import resize_to
     frame = cv2.resize(city_frame, (320, 160), interpolation=cv2.INTER_AREA)
-    node = NodeProcess("/nav", PARAMS, tmp_path / "node.log")
+    node = NodeProcess("/nav", PARAMS, tmp_path)
     base = node.base
     try:
         # The layer subscribes with the sensor-data QoS (best effort): it must match.
@@ -106,7 +107,7 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
         expected = pipeline.render(frame, inferred, "bgr")
         assert (labels == expected.labels).all()
         want = np.rint(255 * inferred.probability).astype(np.uint8)
-        want = cv2.resize(want, (320, 160), interpolation=cv2.INTER_NEAREST)
+        want = resize_to(want, (320, 160))  # the labels' nearest rule
         assert (confidence == want).all(), np.abs(confidence.astype(int) - want).max()
         assert confidence.min() >= round(255 / 20)  # max of 20 probabilities >= 1/20
 

@@ -31,6 +31,15 @@ def test_params_file_holds_every_parameter_with_its_default():
     assert values == P.defaults()
 
 
+def test_multi_camera_example_names_known_parameters_with_valid_values():
+    data = yaml.safe_load((REPO / "config" / "segment_cameras.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert set(values) <= set(P.BY_NAME)
+    for name, value in values.items():
+        assert P.validate(name, value) is None, name
+    assert len(P.camera_names(values["cameras"])) >= 2
+
+
 def test_every_default_passes_its_own_validation():
     for spec in P.SPECS:
         assert P.validate(spec.name, spec.default) is None, spec.name

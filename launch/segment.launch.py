@@ -3,7 +3,14 @@
     ros2 launch espnet_ros segment.launch.py image:=/camera/image_raw model:=espnet-p2q5-cityscapes
     ros2 launch espnet_ros segment.launch.py namespace:=front image:=/front/image_raw rviz:=true
 
-Several cameras: one launch per camera, each with its own namespace.
+    ros2 launch espnet_ros segment.launch.py cameras:="[front, rear]"
+    ros2 launch espnet_ros segment.launch.py lifecycle:=true autostart:=true
+
+Several cameras: ``cameras`` names them and one node serves them all through one model
+(camera C reads ``C/image`` and publishes ``C/espnet_segmentation/label`` ...; ``image`` and
+``camera_info`` given as relative names apply under each camera: ``image:=image_raw`` reads
+``C/image_raw``). ``lifecycle:=true`` starts a managed node (unconfigured: no model loaded);
+``autostart:=true`` then configures and activates it from this launch file.
 
 DDS: by default the node inherits the user's discovery range, RMW and Fast DDS profile, so it
 is reachable from other machines as any other node is. Only Fast DDS users who set no profile
@@ -13,12 +20,24 @@ test on one machine.
 """
 import os
 
+import yaml
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
 from launch.conditions import IfCondition
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
 PACKAGE = "espnet_ros"
 LARGE_IMAGE_PROFILE = "fastdds_large_images.xml"
@@ -64,11 +83,76 @@ def rviz(context, share):
     )]
 
 
+def _cameras(context):
+    """The ``cameras`` argument ("[front, rear]", "front,rear" or "") as a list of names."""
+    text = LaunchConfiguration("cameras").perform(context).strip()
+    value = yaml.safe_load(text) if text.startswith("[") else text.split(",")
+    return [str(name).strip() for name in value or [] if str(name).strip()]
+
+
+def _remappings(cameras, image, camera_info):
+    """Input remaps: the single camera's topics, or each named camera's (relative names)."""
+    if not cameras:
+        return [("image", image), ("image/compressed", image + "/compressed"),
+                ("camera_info", camera_info)]
+    remaps = []
+    for camera in cameras:
+        for topic, target in (("image", image), ("camera_info", camera_info)):
+            if target != topic and not target.startswith("/"):
+                remaps.append(("%s/%s" % (camera, topic), "%s/%s" % (camera, target)))
+                if topic == "image":
+                    remaps.append(("%s/image/compressed" % camera,
+                                   "%s/%s/compressed" % (camera, target)))
+    return remaps
+
+
+def segment_node(context, share):
+    """The node (a launch_ros LifecycleNode with lifecycle:=true), and with autostart:=true
+    the configure and activate transitions."""
+    arg = LaunchConfiguration
+    cameras = _cameras(context)
+    lifecycle = IfCondition(arg("lifecycle")).evaluate(context)
+    overrides = {"model": arg("model"), "backend": arg("backend"), "device": arg("device"),
+                 "use_sim_time": arg("use_sim_time"), "lifecycle": lifecycle}
+    if cameras:
+        overrides["cameras"] = cameras
+    kind = LifecycleNode if lifecycle else Node
+    node = kind(
+        package=PACKAGE,
+        executable="segment_node",
+        name="espnet_segmentation",
+        namespace=arg("namespace").perform(context),
+        output="screen",
+        parameters=[arg("params_file"), overrides],
+        remappings=_remappings(cameras, arg("image").perform(context),
+                               arg("camera_info").perform(context)),
+    )
+    actions = [node]
+    if lifecycle and IfCondition(arg("autostart")).evaluate(context):
+        actions += [
+            RegisterEventHandler(OnStateTransition(
+                target_lifecycle_node=node, goal_state="inactive",
+                entities=[EmitEvent(event=ChangeState(
+                    lifecycle_node_matcher=matches_action(node),
+                    transition_id=Transition.TRANSITION_ACTIVATE))])),
+            EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                        transition_id=Transition.TRANSITION_CONFIGURE)),
+        ]
+    return actions
+
+
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
-    arg = LaunchConfiguration
     arguments = [
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of this camera"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("cameras", default_value="",
+                              description="camera names served by one node, e.g. "
+                                          "\"[front, rear]\"; empty: one camera on 'image'"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="a managed (lifecycle) node, unconfigured at start"),
+        DeclareLaunchArgument("autostart", default_value="false",
+                              description="with lifecycle:=true: configure and activate it "
+                                          "from this launch file"),
         DeclareLaunchArgument("image", default_value="image", description="input image topic"),
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="input camera_info topic"),
@@ -90,20 +174,8 @@ def generate_launch_description():
                                           "empty: the user's own, else (Fast DDS) "
                                           "config/" + LARGE_IMAGE_PROFILE),
     ]
-    node = Node(
-        package=PACKAGE,
-        executable="segment_node",
-        name="espnet_segmentation",
-        namespace=arg("namespace"),
-        output="screen",
-        parameters=[arg("params_file"),
-                    {"model": arg("model"), "backend": arg("backend"), "device": arg("device"),
-                     "use_sim_time": arg("use_sim_time")}],
-        remappings=[("image", arg("image")), ("image/compressed", [arg("image"), "/compressed"]),
-                    ("camera_info", arg("camera_info"))],
-    )
     return LaunchDescription(arguments + [
         OpaqueFunction(function=dds_settings, args=[share]),
-        node,
+        OpaqueFunction(function=segment_node, args=[share]),
         OpaqueFunction(function=rviz, args=[share]),
     ])

@@ -31,6 +31,15 @@ def test_params_file_holds_every_parameter_with_its_default():
     assert values == P.defaults()
 
 
+def test_multi_camera_example_names_known_parameters_with_valid_values():
+    data = yaml.safe_load((REPO / "config" / "segment_cameras.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert set(values) <= set(P.BY_NAME)
+    for name, value in values.items():
+        assert P.validate(name, value) is None, name
+    assert len(P.camera_names(values["cameras"])) >= 2
+
+
 def test_every_default_passes_its_own_validation():
     for spec in P.SPECS:
         assert P.validate(spec.name, spec.default) is None, spec.name
@@ -50,14 +59,14 @@ def test_launch_file_parses_and_starts_the_node_with_params_and_remaps():
     arguments = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
     assert {"namespace", "image", "model", "backend", "params_file", "use_sim_time",
             "rviz"} <= arguments
-    nodes = _calls(tree, "Node")
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _kw(n, "executable")]
     by_exec = {ast.literal_eval(_kw(n, "executable")): n for n in nodes}
     node = by_exec["segment_node"]
+    assert {"cameras", "lifecycle", "autostart"} <= arguments
     assert ast.unparse(_kw(node, "package")) == "PACKAGE" and 'PACKAGE = "espnet_ros"' in \
         LAUNCH.read_text()
     assert ast.literal_eval(_kw(node, "name")) == "espnet_segmentation"
-    remaps = ast.dump(_kw(node, "remappings"))
-    assert "'image'" in remaps and "'camera_info'" in remaps
+    assert "_remappings(" in ast.unparse(_kw(node, "remappings"))
     source = LAUNCH.read_text()
     assert '"config", "segment.yaml"' in source and '"config", "espnet.rviz"' in source
     # Product defaults: the user's own DDS settings; loopback only where a test passes it.
@@ -68,6 +77,24 @@ def test_launch_file_parses_and_starts_the_node_with_params_and_remaps():
     cmake = (REPO / "CMakeLists.txt").read_text()
     assert "launch config msg" in cmake and "scripts/segment_node" in cmake
     assert (REPO / "config" / "espnet.rviz").is_file()
+
+
+def test_launch_remaps_the_single_camera_or_each_named_camera():
+    pytest.importorskip("launch_ros", reason="launch_ros is not installed")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("segment_launch", str(LAUNCH))
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+    assert launch._remappings([], "/cam/image_raw", "camera_info") == [
+        ("image", "/cam/image_raw"), ("image/compressed", "/cam/image_raw/compressed"),
+        ("camera_info", "camera_info")]
+    # Named cameras keep their own topics; a relative image name applies under each camera.
+    assert launch._remappings(["front", "rear"], "image", "camera_info") == []
+    assert launch._remappings(["front"], "image_raw", "info") == [
+        ("front/image", "front/image_raw"), ("front/image/compressed",
+                                             "front/image_raw/compressed"),
+        ("front/camera_info", "front/info")]
+    assert launch._remappings(["front"], "/abs/image", "camera_info") == []
 
 
 def test_rviz_config_shows_overlay_and_colour_mask():
@@ -110,4 +137,5 @@ def test_launch_description_loads_from_the_install_tree(ros2_env, monkeypatch):
     assert isinstance(description, LaunchDescription)
     declared = {a.name: a.default_value for a in description.get_launch_arguments()}
     assert {"namespace", "image", "camera_info", "model", "backend", "device", "params_file",
-            "use_sim_time", "rviz", "discovery_range", "fastdds_profile"} == set(declared)
+            "use_sim_time", "rviz", "discovery_range", "fastdds_profile", "cameras", "lifecycle",
+            "autostart"} == set(declared)

@@ -19,7 +19,7 @@ from espnet_ros.ros.env import localhost_env  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 PARAMS = {"model": MODEL, "input_width": 128, "input_height": 64, "warmup_frames": 1,
-          "publish_confidence": True}
+          "publish_confidence": True, "confidence_encoding": "32FC1"}
 
 LATE_SUBSCRIBER = textwrap.dedent("""
     import json, sys, time
@@ -81,7 +81,8 @@ def test_label_info_reaches_a_subscriber_that_joins_later_and_follows_a_model_ch
     assert probe.set_parameters(node.base, model=MODEL)[0].successful
 
 
-def test_confidence_is_a_32fc1_image_beside_each_label(probe, node, city_frame):
+def test_confidence_is_a_32fc1_image_beside_each_label_when_asked(probe, node, city_frame):
+    """confidence_encoding: 32FC1 (the default, mono8, is tested in test_node_nav2.py)."""
     frame = cv2.resize(city_frame, (256, 128), interpolation=cv2.INTER_AREA)
     labels = probe.received[node.base + "/label"]
     confidences = probe.received[node.base + "/confidence"]

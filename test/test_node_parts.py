@@ -5,7 +5,7 @@ import types
 import pytest
 
 from espnet_ros.ros import camera_info
-from espnet_ros.ros.frame_slot import Frame, LatestFrameSlot
+from espnet_ros.ros.frame_slot import Frame, LatestFrames, LatestFrameSlot
 
 
 def test_slot_keeps_only_the_newest_frame_and_counts_replacements():
@@ -31,6 +31,84 @@ def test_slot_wakes_a_waiting_worker_and_closes():
     slot.close()
     closer.join(2)
     assert got[1] is None and slot.closed
+
+
+def test_batches_take_the_newest_frame_of_every_camera_that_has_one():
+    drops = []
+    slots = LatestFrames(3, on_drop=drops.append)
+    slots.put(Frame("a0", 0.0, camera=0))
+    slots.put(Frame("a1", 0.1, camera=0))  # replaces a0: counted for camera 0
+    slots.put(Frame("c0", 0.2, camera=2))
+    assert [f.msg for f in slots.take_batch(0, 0)] == ["a1", "c0"] and drops == [0]
+    assert slots.take_batch(0, 0.01) == []
+
+
+def test_a_flooding_camera_cannot_starve_the_others():
+    """limit 1: camera 0 has a fresh frame before every take; 1 and 2 once each."""
+    slots = LatestFrames(3)
+    slots.put(Frame("b", 0.0, camera=1))
+    slots.put(Frame("c", 0.0, camera=2))
+    taken = []
+    for i in range(6):
+        slots.put(Frame("a%d" % i, 0.0, camera=0))
+        taken += [f.msg for f in slots.take_batch(1, 0)]
+    # Longest unserved first: b and c at the next two turns (a1 and a2 replaced meanwhile).
+    assert taken == ["a0", "b", "c", "a3", "a4", "a5"], taken
+    # Every camera flooding: strict rotation.
+    order = []
+    for _ in range(6):
+        for camera in range(3):
+            slots.put(Frame(camera, 0.0, camera=camera))
+        order.append(slots.take_batch(1, 0)[0].camera)
+    assert sorted(order[:3]) == [0, 1, 2] and order[3:] == order[:3], order
+
+
+def test_one_forward_call_for_frames_of_several_sizes_and_channel_orders(data_dir):
+    """Pipeline.infer_batch: each frame resized to the model input, one call to the backend,
+    the same labels as one frame at a time."""
+    import cv2
+    import numpy as np
+
+    from espnet_ros.inference import Pipeline
+    pipeline = Pipeline.build("espnet-p2q3-cityscapes", input_size=(128, 64))
+    image = cv2.imread(str(data_dir / "cityscapes_samples" /
+                           "frankfurt_000000_000294_leftImg8bit.png"))
+    frames = [cv2.resize(image, (320, 160)), cv2.resize(image[100:900, 200:1800], (200, 100)),
+              cv2.resize(image, (128, 64))]
+    orders = ["bgr", "rgb", "bgr"]
+    frames[1] = np.ascontiguousarray(frames[1][..., ::-1])  # given as rgb
+    singles = [pipeline.infer(f, o, confidence=True) for f, o in zip(frames, orders)]
+    calls = []
+    forward = pipeline.segmenter.forward
+    pipeline.segmenter.forward = lambda batch: calls.append(batch.shape) or forward(batch)
+    batch = pipeline.infer_batch(frames, orders, confidence=True)
+    assert calls == [(3, 3, 64, 128)]
+    for one, many in zip(singles, batch):
+        assert (one.labels == many.labels).mean() > 0.999
+        assert np.abs(one.probability - many.probability).max() < 1e-3
+        assert many.inference_ms == batch[0].inference_ms > 0  # the one call's time
+    # mono8 confidence: round(255 p), written into a uint8 buffer.
+    from espnet_ros.inference.pipeline import Buffers
+    out = pipeline.render(frames[0], batch[0], "bgr",
+                          out=Buffers(confidence=np.empty((160, 320), np.uint8)))
+    from espnet_ros.inference.resize import resize_to
+    want = resize_to(np.rint(batch[0].probability * 255).astype(np.uint8), (320, 160))
+    assert out.confidence.dtype == np.uint8 and (out.confidence == want).all()
+
+
+def test_camera_names_and_topic_layout():
+    from espnet_ros.ros.node_camera import Camera
+    from espnet_ros.ros.params import camera_names, validate
+    assert camera_names([]) == [] and camera_names(["front", "/rear/"]) == ["front", "rear"]
+    for bad in (["front", "front"], ["1cam"], ["a b"], [""]):
+        assert validate("cameras", bad), bad
+    single = Camera(0, "", "/robot", "espnet_segmentation")
+    assert (single.image_topic, single.output("label")) == ("image", "~/label")
+    assert single.output_base == "/robot/espnet_segmentation"
+    front = Camera(1, "front", "/robot", "espnet_segmentation")
+    assert front.image_topic == "front/image" and front.camera_info_topic == "front/camera_info"
+    assert front.output("label") == "front/espnet_segmentation/label"
+    assert front.output_base == "/robot/front/espnet_segmentation"
 
 
 def _info(width=640, height=480, binning=(0, 0), roi=(0, 0, 0, 0)):

@@ -6,7 +6,8 @@
 - ``bench cpu``: image -> labels of the original code against the default path and each
   backend / precision (with first-label times and gate figures), and plain eager PyTorch
   against each CPU optimization step, in one run.
-- Sibling modules listed in SIBLINGS (``bench_node.py``: ``bench node``) add their own
+- Sibling modules listed in SIBLINGS (``bench_node.py``: ``bench node``, ``bench_cameras.py``:
+  ``bench cameras``) add their own
   sub-subcommand with ``add_parser(bench_subparsers)``; a missing one is skipped.
 """
 import importlib
@@ -18,7 +19,7 @@ from ..bench.cpu import STEP_SEQUENCE
 from . import CommandError
 from .predict import parse_size
 
-SIBLINGS = ("bench_node",)
+SIBLINGS = ("bench_node", "bench_cameras")
 CPU_GOAL = 2.5  # speed-up over plain eager asked of the CPU path (ESPNet p2q8, 1024x512)
 
 

@@ -21,6 +21,11 @@ RELEASE_FACTOR = 4  # a frame this many times smaller than the largest lets that
 RELEASE_FRAMES = 3  # trims after that: the large frame's last buffers may still be in flight
 
 
+def confidence_mono8(probability):
+    """Probabilities (0..1) as bytes, round(255 p): what a mono8 confidence image holds."""
+    return np.rint(probability * np.float32(255.0)).astype(np.uint8)
+
+
 class FrameTiming(NamedTuple):
     """Milliseconds per stage of one ``run``; a stage that was not asked for is 0."""
     preprocess_ms: float
@@ -39,8 +44,8 @@ class Outputs(NamedTuple):
     labels: np.ndarray                    # HxW uint8 class ids
     color: Optional[np.ndarray]           # HxWx3 uint8 palette colours, RGB
     overlay: Optional[np.ndarray]         # HxWx3 uint8, in the input image's channel order
-    confidence: Optional[np.ndarray]      # HxW float32 maximum class probability
-    timing: FrameTiming
+    confidence: Optional[np.ndarray]      # HxW maximum class probability: float32, or uint8
+    timing: FrameTiming                   # round(255 p) when written into a uint8 buffer
 
 
 class Inferred(NamedTuple):
@@ -157,8 +162,15 @@ class Pipeline:
 
     def infer(self, image, order="bgr", confidence=False) -> Inferred:
         """The model's part of ``run``: preprocessing, forward, argmax (and confidence)."""
-        labels, probability = self.segmenter.predict([image], order, confidence)
-        return self._inferred(labels[0], probability[0] if confidence else None)
+        return self.infer_batch([image], [order], confidence)[0]
+
+    def infer_batch(self, images, orders, confidence=False):
+        """``infer`` for several images (e.g. one per camera, of any sizes and channel orders)
+        in one forward call: each is resized to the model input. Every ``Inferred`` carries the
+        batch's preprocess and forward times (the time each frame spent in them)."""
+        labels, probability = self.segmenter.predict(images, orders, confidence)
+        return [self._inferred(labels[i], probability[i] if confidence else None)
+                for i in range(len(images))]
 
     def _inferred(self, labels, probability, first=True):
         seg = self.segmenter.last_timing
@@ -190,7 +202,10 @@ class Pipeline:
         t3 = time.perf_counter()
         conf = None
         if inferred.probability is not None:  # nearest: each label keeps its own confidence
-            conf = resize_to(inferred.probability, size, out=out.confidence)
+            probability = inferred.probability
+            if out.confidence is not None and out.confidence.dtype == np.uint8:
+                probability = confidence_mono8(probability)  # at model size: fewer pixels
+            conf = resize_to(probability, size, out=out.confidence)
         t4 = time.perf_counter()
         timing = FrameTiming(inferred.preprocess_ms, inferred.inference_ms, (t1 - t0) * 1e3,
                              (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)

@@ -33,16 +33,18 @@ class Preprocessor:
         return self.size or (image.shape[1], image.shape[0])
 
     def __call__(self, images, order="bgr"):
-        """``images``: a list of HxWx3 uint8 arrays in ``order`` ("bgr" or "rgb")."""
-        if order not in ("bgr", "rgb"):
-            raise ValueError("order must be 'bgr' or 'rgb', got %r" % order)
+        """``images``: a list of HxWx3 uint8 arrays in ``order`` ("bgr" or "rgb"), or a list
+        of orders, one per image (a batch of several cameras)."""
+        orders = [order] * len(images) if isinstance(order, str) else list(order)
+        for each in orders:
+            if each not in ("bgr", "rgb"):
+                raise ValueError("order must be 'bgr' or 'rgb', got %r" % each)
         width, height = self.output_size(images[0])
         host = self._buffer(len(images), height, width)
-        flip = order != self.normalization.order
-        for i, image in enumerate(images):
+        for i, (image, each) in enumerate(zip(images, orders)):
             _check_image(image)
             resized = self._resize_float(image, width, height)
-            channels = (2, 1, 0) if flip else (0, 1, 2)
+            channels = (2, 1, 0) if each != self.normalization.order else (0, 1, 2)
             for c, src in enumerate(channels):
                 host[i, c].copy_(torch.from_numpy(resized[:, :, src]))
         host.mul_(self._mul).add_(self._add)

@@ -1,6 +1,7 @@
 """The node's /diagnostics: ROS's diagnostic_updater where it imports, the same statuses without.
 
-Three tasks, named ``"<node's full name>: <task>"``:
+Three tasks, named ``"<node's full name>: <task>"`` (with several cameras, the first two once
+per camera, ``"<node's full name>: <camera>: <task>"``):
 
 - ``segmentation output``: output rate (FrequencyStatus) and input stamp delay at publishing
   (TimeStampStatus), merged as a CompositeDiagnosticTask;
@@ -35,16 +36,19 @@ def _fill(stat, status):
 
 
 class NodeDiagnostics:
-    """Publishes the three tasks once a second for ``node``.
+    """Publishes the tasks once a second for ``node``.
 
     ``pipeline()`` and ``model()`` return the ``TaskStatus`` of those tasks; ``hardware_id()``
-    the device that runs. ``output_published(stamp_s)`` is called once per published frame.
+    the device that runs. ``pipeline`` may also be a list of ``(camera name, pipeline())``
+    pairs: the output and pipeline tasks are then kept per camera (name "": unprefixed).
+    ``output_published(stamp_s, camera)`` is called once per published frame.
     """
 
     def __init__(self, node, pipeline, model, hardware_id, min_fps, max_fps, max_delay_s,
                  use_library=True):
         self.node = node
-        self._pipeline, self._model, self._hardware_id = pipeline, model, hardware_id
+        self._cameras = [("", pipeline)] if callable(pipeline) else list(pipeline)
+        self._model, self._hardware_id = model, hardware_id
         self.library = None
         if use_library:
             try:
@@ -55,8 +59,8 @@ class NodeDiagnostics:
         if self.library is not None:
             self._start_library(min_fps, max_fps, max_delay_s)
         else:
-            self.frequency = D.FrequencyStatus(min_fps, max_fps or None)
-            self.timestamps = D.TimestampStatus(-1.0, max_delay_s)
+            self.frequency = [D.FrequencyStatus(min_fps, max_fps or None) for _ in self._cameras]
+            self.timestamps = [D.TimestampStatus(-1.0, max_delay_s) for _ in self._cameras]
             self._publisher = node.create_publisher(_diagnostic_array_type(), "/diagnostics", 10)
             node.create_timer(PERIOD_S, self._publish_own)
 
@@ -73,13 +77,16 @@ class NodeDiagnostics:
         self._freq_param = du.FrequencyStatusParam({"min": float(min_fps)}, 0.1, 5)
         self._stamp_param = du.TimeStampStatusParam(-1.0, float(max_delay_s))
         self.set_limits(min_fps, max_fps, max_delay_s)
-        self.frequency = du.FrequencyStatus(self._freq_param)
-        self.timestamps = du.TimeStampStatus(self._stamp_param)
-        output = du.CompositeDiagnosticTask(D.TASK_OUTPUT)
-        output.addTask(self.frequency)
-        output.addTask(self.timestamps)
-        self.updater.add(output)
-        self.updater.add(D.TASK_PIPELINE, lambda stat: self._library_task(stat, self._pipeline))
+        self.frequency, self.timestamps = [], []
+        for camera, pipeline in self._cameras:
+            self.frequency.append(du.FrequencyStatus(self._freq_param))
+            self.timestamps.append(du.TimeStampStatus(self._stamp_param))
+            output = du.CompositeDiagnosticTask(_task(camera, D.TASK_OUTPUT))
+            output.addTask(self.frequency[-1])
+            output.addTask(self.timestamps[-1])
+            self.updater.add(output)
+            self.updater.add(_task(camera, D.TASK_PIPELINE),
+                             lambda stat, make=pipeline: self._library_task(stat, make))
         self.updater.add(D.TASK_MODEL, lambda stat: self._library_task(stat, self._model))
 
     def _library_task(self, stat, make):
@@ -89,15 +96,18 @@ class NodeDiagnostics:
 
     # ------------------------------------------------------------------ own implementation
     def _publish_own(self):
-        pipeline, model = self._pipeline(), self._model()
-        output_level, output_message, values = D.OK, "", []
-        for check in (self.frequency, self.timestamps):
-            status = check.run()
-            output_level, output_message = D.merge_summary(output_level, output_message,
-                                                           status.level, status.message)
-            values.extend(status.values)
-        tasks = ((D.TASK_OUTPUT, D.TaskStatus(output_level, output_message, values)),
-                 (D.TASK_PIPELINE, pipeline), (D.TASK_MODEL, model))
+        tasks = []
+        for i, (camera, pipeline) in enumerate(self._cameras):
+            output_level, output_message, values = D.OK, "", []
+            for check in (self.frequency[i], self.timestamps[i]):
+                status = check.run()
+                output_level, output_message = D.merge_summary(output_level, output_message,
+                                                               status.level, status.message)
+                values.extend(status.values)
+            tasks += [(_task(camera, D.TASK_OUTPUT),
+                       D.TaskStatus(output_level, output_message, values)),
+                      (_task(camera, D.TASK_PIPELINE), pipeline())]
+        tasks.append((D.TASK_MODEL, self._model()))
         name = self.node.get_fully_qualified_name()
         records = [D.StatusRecord("%s: %s" % (name, task), status.level, status.message,
                                   self._hardware_id(),
@@ -116,22 +126,29 @@ class NodeDiagnostics:
                 bound.pop("max", None)
             self._stamp_param.max_acceptable = float(max_delay_s)
         else:
-            self.frequency.min_freq = float(min_fps)
-            self.frequency.max_freq = float(max_fps) if max_fps else None
-            self.timestamps.max_acceptable = float(max_delay_s)
+            for frequency, timestamps in zip(self.frequency, self.timestamps):
+                frequency.min_freq = float(min_fps)
+                frequency.max_freq = float(max_fps) if max_fps else None
+                timestamps.max_acceptable = float(max_delay_s)
 
-    def output_published(self, stamp_s):
-        """One frame's outputs went out; ``stamp_s``: its input stamp (0: unstamped)."""
-        self.frequency.tick()
+    def output_published(self, stamp_s, camera=0):
+        """One frame's outputs went out; ``stamp_s``: its input stamp (0: unstamped);
+        ``camera``: the index of its camera."""
+        self.frequency[camera].tick()
         if stamp_s <= 0:
             return
         now_s = self.node.get_clock().now().nanoseconds * 1e-9
         if self.library is not None:
             # The library's TimeStampStatus compares with a fresh system clock: hand it the
             # stamp shifted so that its delay is the node clock's (sim time included).
-            self.timestamps.tick(float(stamp_s + (time.time() - now_s)))
+            self.timestamps[camera].tick(float(stamp_s + (time.time() - now_s)))
         else:
-            self.timestamps.tick(stamp_s, now_s)
+            self.timestamps[camera].tick(stamp_s, now_s)
+
+
+def _task(camera, task):
+    """A task's name for one camera of several ("front: frame pipeline"), or the node's."""
+    return "%s: %s" % (camera, task) if camera else task
 
 
 def _diagnostic_array_type():

@@ -15,7 +15,8 @@ SWITCH_INTERVAL_S = 0.001
 def main(args=None):
     """Runs the node; ends the process.
 
-    Exit code 0 after SIGINT or SIGTERM (any number of them, see shutdown.py); 1 with one line
+    Exit code 0 after SIGINT or SIGTERM (any number of them, see shutdown.py) or the lifecycle
+    shutdown transition; 1 with one line
     when the node cannot start (missing weights, unusable backend, bad parameter).
     """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
@@ -32,7 +33,7 @@ def main(args=None):
             from .segment_node import SegmentNode
             init_ros(args, stop)
             node = SegmentNode()
-        spin_until_stopped(node, stop)
+        spin_until_stopped(node, stop, node.finished)
     except StopRequested:
         pass
     except Exception as exc:

@@ -20,6 +20,12 @@ class ParamSpec(NamedTuple):
 
 
 SPECS = (
+    ParamSpec("cameras", [], "camera names served by one model; empty: one camera on 'image' "
+              "(see README \"Several cameras\")", STARTUP),
+    ParamSpec("max_batch", 0, "most frames in one forward call (one per camera with a fresh "
+              "frame); 0: every camera", STARTUP, range=(0, 64)),
+    ParamSpec("lifecycle", False, "a managed (lifecycle) node: configure loads the model, "
+              "activate subscribes; false: it serves at start", STARTUP),
     ParamSpec("model", "espnet-p2q8-cityscapes",
               "zoo name (espnet-ros models) or checkpoint file of espnet-ros train", RELOAD),
     ParamSpec("weights", "", "checkpoint file; empty: the model's published weights", RELOAD),
@@ -74,7 +80,9 @@ SPECS = (
     ParamSpec("publish_overlay", True, "publish ~/overlay", LIVE),
     ParamSpec("publish_info", True, "publish ~/info (needs the generated messages)", LIVE),
     ParamSpec("publish_confidence", False,
-              "publish ~/confidence (32FC1 maximum class probability; costs a softmax)", LIVE),
+              "publish ~/confidence (maximum class probability; costs a softmax)", LIVE),
+    ParamSpec("confidence_encoding", "mono8", "mono8: round(255 p), what nav2's semantic "
+              "segmentation layer reads; 32FC1: p as float", LIVE, choices=("mono8", "32FC1")),
     ParamSpec("max_rate_hz", 0.0, "process at most this many frames per second; 0: no limit",
               LIVE, range=(0.0, 1000.0)),
     ParamSpec("min_fps", 1.0, "diagnostics: WARN below this output rate (-10 % tolerance)", LIVE,
@@ -93,6 +101,19 @@ SPECS = (
 BY_NAME = {spec.name: spec for spec in SPECS}
 
 
+def camera_names(value):
+    """The ``cameras`` parameter as a list; a reason (ValueError) for unusable names."""
+    names = [str(n).strip("/") for n in (value or [])]
+    for name in names:
+        if not name or not all(c.isalnum() or c in "_/" for c in name) or name[0].isdigit() \
+                or "//" in name:
+            raise ValueError("cameras: %r is not a valid topic name part (letters, digits, _ "
+                             "and /, not starting with a digit)" % name)
+    if len(set(names)) != len(names):
+        raise ValueError("cameras: names repeat in %s" % names)
+    return names
+
+
 def defaults():
     return {spec.name: spec.default for spec in SPECS}
 
@@ -101,6 +122,12 @@ def validate(name, value):
     """A reason string when ``value`` is not acceptable for ``name``, else None."""
     spec = BY_NAME.get(name)
     if spec is None:
+        return None
+    if name == "cameras":
+        try:
+            camera_names(value)
+        except ValueError as exc:
+            return str(exc)
         return None
     if spec.choices and value not in spec.choices:
         return "%s must be one of %s, got %r" % (name, ", ".join(spec.choices), value)

@@ -81,8 +81,9 @@ def init_ros(args=None, stop=None):
     return stop.install()
 
 
-def spin_until_stopped(node, stop, period=0.1):
-    """Spins ``node`` until a stop signal (checked every ``period`` s) or rclpy shuts down.
+def spin_until_stopped(node, stop, done=None, period=0.1):
+    """Spins ``node`` until a stop signal (checked every ``period`` s), ``done`` (an Event, e.g.
+    a lifecycle shutdown) is set, or rclpy shuts down.
 
     Python runs signal handlers only between bytecodes, so the executor must come back from
     its wait regularly instead of blocking in rclpy.spin().
@@ -93,7 +94,8 @@ def spin_until_stopped(node, stop, period=0.1):
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     try:
-        while not stop.requested.is_set() and rclpy.ok(context=node.context):
+        while not stop.requested.is_set() and not (done is not None and done.is_set()) \
+                and rclpy.ok(context=node.context):
             executor.spin_once(timeout_sec=period)
     finally:
         executor.remove_node(node)

@@ -95,6 +95,7 @@ def test_fastdds_test_profile_limits_udp_to_loopback_and_sizes_shared_memory():
     max_message = int(shm.find("d:maxMessageSize", FASTDDS_NS).text)
     assert max_message >= BGR8_4096X3072 + 1024   # one piece: no fragment to lose
     assert int(shm.find("d:segment_size", FASTDDS_NS).text) >= 2 * max_message
+    assert int(shm.find("d:port_queue_capacity", FASTDDS_NS).text) >= 2048
     interfaces = transports["UDPv4"].iterfind(".//d:interface", FASTDDS_NS)
     assert [i.get("name") for i in interfaces] == ["127.0.0.1"]
 
@@ -105,6 +106,8 @@ def test_fastdds_large_image_profile_carries_4k_frames_and_normal_udp():
     max_message = int(shm.find("d:maxMessageSize", FASTDDS_NS).text)
     assert max_message >= max(3840 * 2160 * 4, BGR8_4096X3072 + 1024)  # 4K rgba8, 12 MP bgr8
     assert int(shm.find("d:segment_size", FASTDDS_NS).text) >= 2 * max_message
+    # ~64 KB fragments: a 4096x3072 bgr8 frame is ~580 of them in the port's queue at once
+    assert int(shm.find("d:port_queue_capacity", FASTDDS_NS).text) >= 2048
     assert transports["UDPv4"].find(".//d:interfaces", FASTDDS_NS) is None  # every interface
 
 

@@ -111,6 +111,12 @@ msg_init=$(find "$prefix" -path '*/espnet_ros/msg/__init__.py' -print -quit)
 site_dir=$(cd "$(dirname "$msg_init")/../.." && pwd)
 lib_dir=$prefix/lib
 
+# The distribution they are built for: espnet_ros.ros.interfaces refuses them, with one line,
+# in a Python of another distribution (their typesupport would not load there).
+mkdir -p "$prefix/share/espnet_ros"
+PYTHONPATH="$repo" "$python" -c 'from espnet_ros.ros.interfaces import ros_distro; print(ros_distro() or "")' \
+  > "$prefix/share/espnet_ros/ros_distro"
+
 cat > "$ws/env.sh" <<EOF
 # Written by scripts/build_interfaces.sh: use the espnet_ros interfaces built in
 #   $prefix

@@ -113,9 +113,16 @@ def _transports(profile):
             for t in root.iterfind(".//d:transport_descriptor", FASTDDS_NS)}
 
 
+BGR8_4096X3072 = 4096 * 3072 * 3   # the largest best-effort frame both profiles carry whole
+
+
 def test_fastdds_test_profile_limits_udp_to_loopback_and_sizes_shared_memory():
     transports = _transports("fastdds_localhost.xml")
-    assert int(transports["SHM"].find("d:segment_size", FASTDDS_NS).text) >= 32 * 2 ** 20
+    shm = transports["SHM"]
+    max_message = int(shm.find("d:maxMessageSize", FASTDDS_NS).text)
+    assert max_message >= BGR8_4096X3072 + 1024   # one piece: no fragment to lose
+    assert int(shm.find("d:segment_size", FASTDDS_NS).text) >= 2 * max_message
+    assert int(shm.find("d:port_queue_capacity", FASTDDS_NS).text) >= 2048
     interfaces = transports["UDPv4"].iterfind(".//d:interface", FASTDDS_NS)
     assert [i.get("name") for i in interfaces] == ["127.0.0.1"]
 
@@ -124,8 +131,10 @@ def test_fastdds_large_image_profile_carries_4k_frames_and_normal_udp():
     transports = _transports("fastdds_large_images.xml")
     shm = transports["SHM"]
     max_message = int(shm.find("d:maxMessageSize", FASTDDS_NS).text)
-    assert max_message >= 3840 * 2160 * 4  # one 4K rgba8 frame
+    assert max_message >= max(3840 * 2160 * 4, BGR8_4096X3072 + 1024)  # 4K rgba8, 12 MP bgr8
     assert int(shm.find("d:segment_size", FASTDDS_NS).text) >= 2 * max_message
+    # ~64 KB fragments: a 4096x3072 bgr8 frame is ~580 of them in the port's queue at once
+    assert int(shm.find("d:port_queue_capacity", FASTDDS_NS).text) >= 2048
     assert transports["UDPv4"].find(".//d:interfaces", FASTDDS_NS) is None  # every interface
 
 

@@ -11,6 +11,7 @@ import torch
 
 from espnet_ros.cli import main
 from espnet_ros.inference.backends import BackendUnavailable, create_backend
+from espnet_ros.inference.backends import openvino_backend as ov_backend
 from espnet_ros.inference.backends import openvino_lowp as lowp
 from espnet_ros.inference.backends.artifact_cache import cache_key
 from espnet_ros.inference.calibration import (
@@ -214,13 +215,52 @@ def test_a_passed_int8_model_is_a_real_int8_graph(tmp_path, open_gate):
     assert tuple(out.shape) == (1, 20, 32, 64) and torch.isfinite(out).all()
 
 
-def test_bf16_is_gated_too_and_served_once_passed(tmp_path, open_gate):
+def _cpu_has(capability):
+    return capability in ov_backend.cpu_capabilities()
+
+
+def _as_cpu(monkeypatch, capabilities):
+    """Makes the backend see a CPU with ``capabilities`` (OpenVINO's names, e.g. BF16)."""
+    monkeypatch.setattr(ov_backend, "cpu_capabilities", lambda: tuple(capabilities))
+
+
+@pytest.mark.parametrize("with_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
+def test_bf16_follows_the_cpu_capability(tmp_path, open_gate, monkeypatch, caplog, with_bf16):
+    """Both branches on any machine: the one this CPU takes for real, the other stubbed."""
+    if with_bf16 != _cpu_has("BF16"):
+        others = [c for c in ov_backend.cpu_capabilities() if c != "BF16"]
+        _as_cpu(monkeypatch, others + (["BF16"] if with_bf16 else []))
+        if with_bf16:  # no bf16 kernels here: the serving path runs on the fp32 ones
+            monkeypatch.setitem(ov_backend.HINTS, "bf16", "f32")
     spec = _spec(tmp_path, precision="bf16")
     model, entry = _model()
+    if not with_bf16:
+        assert "no fast bf16 kernels" in ov_backend.OpenVinoBackend.check("cpu", "bf16")
+        with pytest.raises(BackendUnavailable, match="this CPU has no fast bf16 kernels"):
+            create_backend(model, entry, SHAPE, "openvino", "cpu", "bf16", fallback=False,
+                           calibration_file=str(spec.path))
+        with caplog.at_level(logging.WARNING, logger="espnet_ros"):
+            backend = create_backend(model, entry, SHAPE, "openvino", "cpu", "bf16",
+                                     calibration_file=str(spec.path))
+        assert backend.precision != "bf16"
+        assert "no fast bf16 kernels" in backend.info["fallback"]
+        return
     backend = create_backend(model, entry, SHAPE, "openvino", "cpu", "bf16", fallback=False,
                              calibration_file=str(spec.path))
     assert backend.precision == "bf16" and backend.info["gate"].startswith("passed")
     with pytest.raises(BackendUnavailable, match="made for bf16, not int8"):
+        create_backend(model, entry, SHAPE, "openvino", "cpu", "int8", fallback=False,
+                       calibration_file=str(spec.path))
+
+
+def test_int8_on_a_cpu_without_int8_kernels_is_refused_with_the_reason(tmp_path, monkeypatch):
+    """OpenVINO reports INT8 on every x86-64 CPU it supports, so the serving tests above run
+    everywhere; the other branch is stubbed (or real, on such a CPU)."""
+    if _cpu_has("INT8"):
+        _as_cpu(monkeypatch, [c for c in ov_backend.cpu_capabilities() if c != "INT8"])
+    spec = _spec(tmp_path)
+    model, entry = _model()
+    with pytest.raises(BackendUnavailable, match="this CPU has no fast int8 kernels"):
         create_backend(model, entry, SHAPE, "openvino", "cpu", "int8", fallback=False,
                        calibration_file=str(spec.path))
 

@@ -166,8 +166,38 @@ def test_binning_and_roi_follow_rep_104_as_image_geometry_reads_them(binning, ro
         assert u2 == pytest.approx(u * sx) and v2 == pytest.approx(v * sy), point
 
 
+def _uncalibrated(width=640, height=480, binning=(0, 0), roi=(0, 0, 0, 0)):
+    """What usb_cam / v4l2_camera publish without a calibration file: K, R, P (and D) zero."""
+    info = _info(width, height, binning, roi)
+    info.d, info.r, info.k, info.p = [], [0.0] * 9, [0.0] * 9, [0.0] * 12
+    return info
+
+
+@pytest.mark.parametrize("binning, roi", [((0, 0), (0, 0, 0, 0)), ((2, 2), (0, 0, 0, 0)),
+                                          ((2, 1), (100, 60, 400, 300))])
+def test_an_uncalibrated_camera_info_is_republished_with_its_zeros(binning, roi):
+    info = _uncalibrated(binning=binning, roi=roi)
+    info.distortion_model = ""
+    assert camera_info.problem(info) is None
+    out = camera_info.for_output(info, 320, 120)
+    assert (out.width, out.height) == (320, 120)
+    assert out.k == [0.0] * 9 and out.p == [0.0] * 12 and out.r == [0.0] * 9 and out.d == []
+    assert (out.binning_x, out.binning_y) == (0, 0)   # the output is the flattened image
+    assert (out.roi.x_offset, out.roi.y_offset, out.roi.width, out.roi.height) == (0, 0, 0, 0)
+
+
+def test_an_uncalibrated_info_without_a_size_takes_the_output_size():
+    info = _uncalibrated(width=0, height=0)
+    assert camera_info.problem(info) is None
+    out = camera_info.for_output(info, 256, 128)
+    assert (out.width, out.height, out.k, out.p) == (256, 128, [0.0] * 9, [0.0] * 12)
+
+
 @pytest.mark.parametrize("change, needle", [
     (dict(width=0, height=0), "no image size"),
+    (dict(width=0), "no image size"),
+    (dict(k=[0.0] * 9, width=0, height=0), "no image size"),   # P still set
+    (dict(r=[float("nan")] * 9), "R holds"),
     (dict(k=[float("nan")] + [0.0] * 8), "finite"),
     (dict(k=[0.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]), "focal lengths"),
     (dict(k=[500.0, 0.0, 320.0, 0.0, -5.0, 240.0, 0.0, 0.0, 1.0]), "focal lengths"),
@@ -177,11 +207,25 @@ def test_binning_and_roi_follow_rep_104_as_image_geometry_reads_them(binning, ro
                                     do_rectify=False)), "ROI"),
     (dict(binning_x=1000), "binning")])
 def test_bad_camera_info_is_named(change, needle):
+    """Only an info that contradicts itself; its reason is named."""
     info = _info()
     for key, value in change.items():
         setattr(info, key, value)
     assert needle in camera_info.problem(info)
     assert camera_info.problem(_info()) is None
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(k=[float("inf")] + [0.0] * 8), "K is not 9 finite"),
+    (dict(k=[0.0, 0.0, 320.0, 0.0, 0.0, 240.0, 0.0, 0.0, 1.0]), "focal lengths fx=0"),
+    (dict(width=0), "no image size"),
+    (dict(roi=types.SimpleNamespace(x_offset=600, y_offset=0, width=100, height=10,
+                                    do_rectify=False)), "ROI")])
+def test_a_contradictory_uncalibrated_info_is_still_rejected(change, needle):
+    info = _uncalibrated()
+    for key, value in change.items():
+        setattr(info, key, value)
+    assert needle in camera_info.problem(info)
 
 
 def test_torch_threads_leave_a_core_on_cpu_and_follow_an_explicit_setting():

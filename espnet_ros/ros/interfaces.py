@@ -32,6 +32,39 @@ import sys
 
 PREFIX_ENV = "ESPNET_ROS_INTERFACES_PREFIX"
 PACKAGE = "espnet_ros"
+# Written by scripts/build_interfaces.sh: the ROS 2 distribution the messages were built for.
+DISTRO_FILE = os.path.join("share", PACKAGE, "ros_distro")
+
+
+def ros_distro():
+    """The ROS 2 distribution this Python runs (ROS_DISTRO, else the ros-<distro>-rclpy wheel
+    installed), or None when neither says."""
+    if os.environ.get("ROS_DISTRO"):
+        return os.environ["ROS_DISTRO"]
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7
+        return None
+    for dist in metadata.distributions():
+        parts = (dist.metadata["Name"] or "").lower().replace("_", "-").split("-")
+        if len(parts) == 3 and parts[0] == "ros" and parts[2] == "rclpy":
+            return parts[1]
+    return None
+
+
+def _distro_mismatch(prefix):
+    """Why the messages in ``prefix`` cannot load here (built for another distribution)."""
+    try:
+        with open(os.path.join(prefix, DISTRO_FILE)) as f:
+            built = f.read().strip()
+    except OSError:
+        return None
+    running = ros_distro()
+    if built and running and built != running:
+        return ("espnet_ros/msg/SegmentationInfo in %s was built for ROS 2 %s and this is %s "
+                "(build msg/ for %s: colcon build in a %s workspace)"
+                % (prefix, built, running, running, running))
+    return None
 
 
 def _site_dirs(prefix):
@@ -183,6 +216,9 @@ def load_segmentation_info(prefix=None):
                 "interfaces with scripts/build_interfaces.sh or source a ROS 2 workspace)" % (
                     errors[0], PREFIX_ENV, PACKAGE)
         prefix = os.path.abspath(prefix)
+        mismatch = _distro_mismatch(prefix)
+        if mismatch:
+            return None, mismatch
         site_dir = _add_prefix_to_path(prefix)
         if site_dir is None:
             return None, "%s; %s=%s holds no %s/msg for Python %d.%d" % (

@@ -9,7 +9,7 @@ from espnet_ros.data import IGNORE_INDEX, build_dataset, read_label_png
 from espnet_ros.data.cityscapes import categories, trainid_to_labelid
 from espnet_ros.data.mapillary import VISTAS_TO_CITYSCAPES, vistas_to_cityscapes_category
 from espnet_ros.data.stats import split_statistics
-from espnet_ros.data.transforms import Augmented, TrainTransform
+from espnet_ros.data.transforms import Augmented, ResizePass, TrainTransform
 from espnet_ros.inference import Preprocessor
 from espnet_ros.models import zoo
 from espnet_ros.models.classes import CAMVID_CLASSES, CITYSCAPES_CLASSES
@@ -182,13 +182,15 @@ def test_label_stride_matches_the_encoder_output_size():
     assert data.shape == (3, 50, 70) and target.shape == (7, 9)  # ceil(50/8), ceil(70/8)
 
 
-def test_augmentation_depends_only_on_seed_epoch_and_index(data_dir):
+def test_augmentation_depends_only_on_seed_epoch_pass_and_index(data_dir):
     ds = build_dataset("camvid", data_dir / "camvid", "train", limit=3)
     transform = _transform(base_size=(96, 72), scales=(0.75, 1.0, 1.5))
-    a, b = Augmented(ds, transform, seed=5), Augmented(ds, transform, seed=5)
-    for key in [(0, 2), (3, 1)]:
+    passes = [transform, ResizePass(zoo.CAMVID_NORM, (64, 48), crop_resize=4)]
+    a, b = Augmented(ds, passes, seed=5), Augmented(ds, passes, seed=5)
+    for key in [(0, 0, 2), (3, 0, 1), (1, 1, 0)]:
         assert all(np.array_equal(x, y) for x, y in zip(a[key], b[key]))
-    assert not np.array_equal(a[(0, 1)][0], a[(1, 1)][0])
+    assert not np.array_equal(a[(0, 0, 1)][0], a[(1, 0, 1)][0])
+    assert a[(0, 1, 1)][0].shape == (3, 48, 64)  # the second pass resizes the whole frame
 
 
 def test_split_statistics(tmp_path):

@@ -102,8 +102,9 @@ def start_node(starter, namespace, params, log_path, image):
         if reason:
             print("demo: ros2 launch is not available here (%s): starting the node directly"
                   % reason, flush=True)
-        return NodeProcess(namespace, params, log_path, remaps=[("image", image)]), "the node"
-    return LaunchedNode(namespace, params, log_path, image), "ros2 launch"
+        return (NodeProcess(namespace, params, log_path, remaps=[("image", image)],
+                            new_session=True), "the node")
+    return LaunchedNode(namespace, params, log_path, image, new_session=True), "ros2 launch"
 
 
 def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duration=20.0,
@@ -129,9 +130,13 @@ def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duratio
             start = time.monotonic()
             node, started = start_node(starter, namespace, params, out_dir / "node.log",
                                        namespace + "/camera/image")
+            # Own sessions: a terminal's Ctrl-C reaches only the demo, which stops each child
+            # with one SIGINT. ros2 launch exits with a traceback when a second SIGINT (the
+            # group's, then ours) lands while its interpreter is already tearing down.
             camera_proc = subprocess.Popen(
                 camera_command(source, rate, encoding, namespace + "/camera/image", size=size),
-                env=env, stdin=subprocess.DEVNULL, stdout=camera_log, stderr=subprocess.STDOUT)
+                env=env, stdin=subprocess.DEVNULL, stdout=camera_log, stderr=subprocess.STDOUT,
+                start_new_session=True)
             print("demo: %s and camera started; model %s, source %s at %.1f Hz; outputs in %s"
                   % (started, model, source, rate, out_dir), flush=True)
             summary = _watch(watcher, watcher_node, node, out_dir, startup_timeout, duration,

@@ -127,7 +127,9 @@ class LaunchedNode(NodeProcess):
     log. ``stop()`` sends SIGINT to ``ros2 launch``, which stops the node as on Ctrl-C.
     """
 
-    def __init__(self, namespace, params, log_path, image, extra_env=None, launch_args=()):
+    def __init__(self, namespace, params, log_path, image, extra_env=None, launch_args=(),
+                 new_session=False):
         params_file = write_params_file(Path(log_path).with_suffix(".params.yaml"), params)
         self._start(namespace, log_path,
-                    launch_command(namespace, params, image, params_file, launch_args), extra_env)
+                    launch_command(namespace, params, image, params_file, launch_args), extra_env,
+                    new_session)

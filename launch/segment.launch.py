@@ -41,6 +41,7 @@ from lifecycle_msgs.msg import Transition
 
 PACKAGE = "espnet_ros"
 LARGE_IMAGE_PROFILE = "fastdds_large_images.xml"
+PROJECT_PROFILES = ("fastdds_localhost.xml", LARGE_IMAGE_PROFILE)
 
 
 def _environment(context):
@@ -61,6 +62,10 @@ def dds_settings(context, share):
         profile = os.path.join(share, "config", LARGE_IMAGE_PROFILE)
     if profile:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile))
+        # Our profiles free each image's payload after use; rmw reads that only from XML.
+        if os.path.basename(profile) in PROJECT_PROFILES \
+                and not env.get("RMW_FASTRTPS_USE_QOS_FROM_XML"):
+            actions.append(SetEnvironmentVariable("RMW_FASTRTPS_USE_QOS_FROM_XML", "1"))
     return actions
 
 

@@ -117,7 +117,10 @@ def _published(use_library, namespace):
         executor.spin_once(timeout_sec=0.1)
         for array in got:
             for status in array.status:
-                if status.message != "Node starting up":  # the Updater's first announcement
+                # Only this node's statuses (other processes may publish /diagnostics), and
+                # not the Updater's first announcement.
+                if status.name.startswith(namespace + "/") \
+                        and status.message != "Node starting up":
                     statuses[status.name] = (status.level, status.message, status.hardware_id,
                                              [kv.key for kv in status.values],
                                              [kv.value for kv in status.values

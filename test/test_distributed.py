@@ -66,9 +66,17 @@ def env_for(tmp_path, writes_log=None, **extra):
 
 
 def run(cmd, env, timeout=240):
-    proc = subprocess.run(cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    return proc
+    """``cmd`` in a process group of its own: on a timeout the whole group is killed, since
+    torchrun's workers would outlive torchrun."""
+    proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out)
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -149,7 +157,8 @@ def test_dead_worker_ends_the_run_and_resume_matches_the_uninterrupted_run(data_
     # Both ranks stop after the checkpoint of step 3 (epoch 2, batch 1); rank 1 is killed.
     proc = subprocess.Popen(torchrun_cmd(2, *train_args(data_dir, tmp_path / "killed", 2)),
                             cwd=str(REPO), env=env_for(tmp_path, ESPNET_ROS_FAULT_HANG_AT="encoder:3"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     lines, pids, deadline = [], {}, time.monotonic() + 180
     while len(pids) < 2 and time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -159,9 +168,14 @@ def test_dead_worker_ends_the_run_and_resume_matches_the_uninterrupted_run(data_
         if "hanging after the checkpoint" in line:
             words = line.split()
             pids[int(words[words.index("rank") + 1])] = int(words[words.index("(pid") + 1].rstrip(")"))
-    assert len(pids) == 2, "".join(lines)
-    os.kill(pids[1], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        assert len(pids) == 2, "".join(lines)
+        os.kill(pids[1], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # failed or timed out: no worker may outlive the test
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     text = "".join(lines) + out
     assert proc.returncode != 0, text
     assert "espnet-ros train: error: rank 0: stopped by SIGTERM" in text, text

@@ -78,7 +78,8 @@ def launch_defaults(arg):
     import rclpy
     from sensor_msgs.msg import Image
     base = {k: v for k, v in arg["env"].items()
-            if k not in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")}
+            if k not in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
+                         "RMW_FASTRTPS_USE_QOS_FROM_XML")}
     cmd = ["ros2", "launch", "espnet_ros", "segment.launch.py", "namespace:=robot",
            "image:=/robot/image", "model:=" + MODEL, "params_file:=" + arg["params_file"]]
     results = {}
@@ -154,9 +155,11 @@ def test_launch_defaults_keep_the_users_dds_settings(in_netns, ros2_env, tmp_pat
     assert result["own"] is not None and result["default"] is not None, (result, log)
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in result["own"]  # inherited: none set
     assert result["own"]["FASTDDS_DEFAULT_PROFILES_FILE"] == str(own)
+    assert "RMW_FASTRTPS_USE_QOS_FROM_XML" not in result["own"]  # the user's profile, as is
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in result["default"]
     large = result["default"]["FASTDDS_DEFAULT_PROFILES_FILE"]
     assert large.endswith("share/espnet_ros/config/fastdds_large_images.xml") and \
         os.path.isfile(large)
+    assert result["default"]["RMW_FASTRTPS_USE_QOS_FROM_XML"] == "1"  # its memory policy
     assert result["labels"] and {tuple(s) for s in result["labels"]} == {(1024, 512)}, (result, log)
     assert result["own_code"] == 0 and result["default_code"] == 0, (result, log)

@@ -146,16 +146,16 @@ class Pipeline:
         """Returns a large frame's memory to the system once a much smaller one has passed.
 
         The buffers follow the frame size, so the large ones are freed by now or soon (another
-        thread, e.g. a node's publish thread, may still hold the large frame's last ones); glibc
-        would still keep their memory (see cpu_optim.release_memory), so it is asked on each of
-        the next RELEASE_FRAMES frames.
+        thread, e.g. a node's publish thread, may still hold the large frame's last ones);
+        glibc would still keep their memory (see inference/malloc.py), so it is asked on each
+        of the next RELEASE_FRAMES frames.
         """
         pixels = image.shape[0] * image.shape[1]
         if pixels * RELEASE_FACTOR < self._peak_pixels:
             self._trims_left = RELEASE_FRAMES
             self._peak_pixels = pixels
         if self._trims_left:
-            from .backends.cpu_optim import release_memory
+            from .malloc import release_memory
             release_memory()
             self._trims_left -= 1
         self._peak_pixels = max(self._peak_pixels, pixels)

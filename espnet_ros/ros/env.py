@@ -8,6 +8,14 @@ import os
 from pathlib import Path
 
 FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_localhost.xml"
+# The project's profiles set the history memory policy of every reader and writer, which rmw
+# applies only with RMW_FASTRTPS_USE_QOS_FROM_XML=1 (see the profiles' comments).
+PROJECT_PROFILES = ("fastdds_localhost.xml", "fastdds_large_images.xml")
+
+
+def qos_from_xml(profile):
+    """The RMW_FASTRTPS_USE_QOS_FROM_XML value that goes with ``profile``: "1" for ours."""
+    return "1" if os.path.basename(profile or "") in PROJECT_PROFILES else None
 
 
 def profile_path():
@@ -32,6 +40,8 @@ def localhost_env(base=None):
     profile = profile_path()
     if profile:
         env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
+    if qos_from_xml(env.get("FASTDDS_DEFAULT_PROFILES_FILE")):
+        env.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "1")
     return env
 
 

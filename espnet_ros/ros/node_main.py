@@ -24,6 +24,9 @@ def main(args=None):
     # publish or executor thread makes it wait up to that long each time (measured: a 128x64
     # forward 12 -> 39 ms next to a busy thread; 19 ms at 1 ms).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # Before any thread exists: one heap that malloc_trim can give back after a large frame.
+    from ..inference.malloc import one_arena
+    one_arena()
     log = logging.getLogger("espnet_ros")
     stop = StopSignals().install()
     node = None

@@ -244,7 +244,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
             self.power.meter.close()
         self.pipeline = self.power = self.slot = self.handoff = None
         gc.collect()
-        from ..inference.backends.cpu_optim import release_memory
+        from ..inference.malloc import release_memory
         release_memory()  # glibc keeps freed blocks; give them back (RSS drops)
 
     def _stop_threads(self):

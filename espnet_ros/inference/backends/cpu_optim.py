@@ -17,12 +17,12 @@ backend's default); ``MAX_CPU_STEPS`` add ``torch.compile``, the fastest here bu
 first call of seconds to a minute (backend option ``optimize="max"``).
 """
 import copy
-import ctypes
-import ctypes.util
 import logging
 
 import torch
 from torch import nn
+
+from ..malloc import set_malloc_reuse
 
 LOG = logging.getLogger("espnet_ros")
 
@@ -126,44 +126,6 @@ def set_flush_denormal(enabled=True):
 def set_threads(count):
     torch.set_num_threads(max(1, int(count)))
     return torch.get_num_threads()
-
-
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def _libc():
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
-def release_memory():
-    """Hands freed heap memory back to the system (glibc ``malloc_trim``); returns success.
-
-    With ``malloc_reuse`` glibc keeps what a large frame freed; after one, resident memory
-    would stay at that frame's peak for good.
-    """
-    trim = getattr(_libc(), "malloc_trim", None)
-    return bool(trim(0)) if trim is not None else False
-
-
-def set_malloc_reuse(enabled=True, threshold=1 << 30):
-    """Keeps freed blocks up to ``threshold`` bytes in the heap (glibc only); returns success.
-
-    Fresh mmap'ed blocks cost a page fault per 4 KiB page on first touch: for 1024x512 logits
-    that is 10,000 faults per frame. ``enabled=False`` restores glibc's defaults.
-    """
-    mallopt = getattr(_libc(), "mallopt", None)
-    if mallopt is None:
-        return False
-    mmap_threshold = threshold if enabled else 128 * 1024
-    trim_threshold = 2 * threshold if enabled else 128 * 1024
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and \
-        bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 
 def compile_model(model):

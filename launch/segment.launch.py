@@ -41,12 +41,21 @@ from lifecycle_msgs.msg import Transition
 
 PACKAGE = "espnet_ros"
 LARGE_IMAGE_PROFILE = "fastdds_large_images.xml"
-PROJECT_PROFILES = ("fastdds_localhost.xml", LARGE_IMAGE_PROFILE)
+# Our profiles' reader and writer settings, which rmw applies only from XML.
+ENTITY_PROFILE = 'profile_name="espnet_ros_writer"'
 
 
 def _environment(context):
     """The launch-time environment (SetEnvironmentVariable of an enclosing launch included)."""
     return getattr(context, "environment", os.environ)
+
+
+def _declares(path, text):
+    try:
+        with open(path) as f:
+            return text in f.read()
+    except OSError:
+        return False
 
 
 def dds_settings(context, share):
@@ -63,8 +72,7 @@ def dds_settings(context, share):
     if profile:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile))
         # Our profiles free each image's payload after use; rmw reads that only from XML.
-        if os.path.basename(profile) in PROJECT_PROFILES \
-                and not env.get("RMW_FASTRTPS_USE_QOS_FROM_XML"):
+        if _declares(profile, ENTITY_PROFILE) and not env.get("RMW_FASTRTPS_USE_QOS_FROM_XML"):
             actions.append(SetEnvironmentVariable("RMW_FASTRTPS_USE_QOS_FROM_XML", "1"))
     return actions
 

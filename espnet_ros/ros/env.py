@@ -10,12 +10,16 @@ from pathlib import Path
 FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_localhost.xml"
 # The project's profiles set the history memory policy of every reader and writer, which rmw
 # applies only with RMW_FASTRTPS_USE_QOS_FROM_XML=1 (see the profiles' comments).
-PROJECT_PROFILES = ("fastdds_localhost.xml", "fastdds_large_images.xml")
+ENTITY_PROFILE = 'profile_name="espnet_ros_writer"'
 
 
 def qos_from_xml(profile):
-    """The RMW_FASTRTPS_USE_QOS_FROM_XML value that goes with ``profile``: "1" for ours."""
-    return "1" if os.path.basename(profile or "") in PROJECT_PROFILES else None
+    """Whether ``profile`` is one of ours, whose reader and writer settings rmw must read."""
+    try:
+        with open(profile) as f:
+            return ENTITY_PROFILE in f.read()
+    except (OSError, TypeError):
+        return False
 
 
 def profile_path():

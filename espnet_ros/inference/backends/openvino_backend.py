@@ -174,6 +174,10 @@ class OpenVinoBackend(Backend):
         self.gate = gate
         self.info["gate"] = gate.summary()
         self.info["calibrated model"] = "%s (%s)" % (calibrated.how, calibrated.path)
+        self.quantization = calibrated.quantization
+        if self.precision == "int8":
+            self.info["fp32 blocks"] = ", ".join(calibrated.quantization.get("fp32 blocks")
+                                                 or []) or "none"
         if not gate.passed and self.options.get("enforce_gate", True):
             raise BackendUnavailable("%s refused by the accuracy gate (%s): %s"
                                      % (self.precision, calibrated.path, gate.summary()))

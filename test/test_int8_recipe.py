@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 import torch
+from test_lowp import _images
 
 from espnet_ros.cli import calibrate as calibrate_cli
 from espnet_ros.inference.backends.artifact_cache import cache_key
@@ -11,9 +12,6 @@ from espnet_ros.inference.calibration import CalibrationSpec, FrameSet, load_spe
 from espnet_ros.inference.calibration import sensitivity as sens
 from espnet_ros.inference.calibration.frames import read_frame_sets, read_frames
 from espnet_ros.models import create_model
-
-from test_lowp import _images
-
 
 # -- blocks and their ignored-scope patterns -----------------------------------------------------
 

@@ -172,27 +172,47 @@ def choose_fp32(nncf, ov_model, items, threads):
         gate_module.MIN_AGREEMENT + TUNING_MARGIN, int(MAX_FP32_SHARE * len(blocks)))
 
 
-def quantize_pieces(model, ov_models, batches, threads=1):
-    """NNCF post-training quantization of each piece on the inputs it sees for ``batches``:
-    ({piece: ov.Model}, report). A single-piece model keeps in fp32 the blocks the per-block
-    sensitivity trials choose (the report says which, with the table); pieces (ENet) are
-    quantized whole."""
+class LazyInputs:
+    """The network inputs of ``images``, preprocessed when read: 100 calibration frames at
+    1024x512 would otherwise hold 630 MB for the whole calibration."""
+
+    def __init__(self, images, to_input):
+        self.images = images
+        self.to_input = to_input
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.to_input(self.images[index])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def quantize_pieces(model, ov_models, images, to_batch, threads=1):
+    """NNCF post-training quantization of each piece on the inputs it sees for ``images``
+    (``to_batch(image)``: the network input): ({piece: ov.Model}, report). A single-piece model
+    keeps in fp32 the blocks the per-block sensitivity trials choose (the report says which,
+    with the table); pieces (ENet) are quantized whole."""
     nncf = import_nncf()
-    recorded = record_piece_inputs(model, batches)
-    quantized, report = OrderedDict(), {"fp32 blocks": []}
+    if len(ov_models) == 1:
+        name, ov_model = next(iter(ov_models.items()))
+        items = LazyInputs(images, lambda image: to_batch(image).numpy())
+        choice = choose_fp32(nncf, ov_model, items, threads)
+        report = {"fp32 blocks": list(choice.kept),
+                  "tuning agreement": list(choice.agreement),
+                  "sensitivity": [row.to_json() for row in choice.table],
+                  "trials": [[list(kept), list(result)] for kept, result in choice.steps]}
+        patterns = [sensitivity.block_pattern(b) for b in choice.kept]
+        return OrderedDict([(name, quantize(nncf, ov_model, items, patterns))]), report
+    recorded = record_piece_inputs(model, [to_batch(image) for image in images])
+    quantized = OrderedDict()
     for name, ov_model in ov_models.items():
         items = [inputs[0].numpy() if len(inputs) == 1 else [t.numpy() for t in inputs]
                  for inputs in recorded[name]]
-        patterns = []
-        if len(ov_models) == 1:
-            choice = choose_fp32(nncf, ov_model, items, threads)
-            patterns = [sensitivity.block_pattern(b) for b in choice.kept]
-            report = {"fp32 blocks": list(choice.kept),
-                      "tuning agreement": list(choice.agreement),
-                      "sensitivity": [row.to_json() for row in choice.table],
-                      "trials": [[list(kept), list(result)] for kept, result in choice.steps]}
-        quantized[name] = quantize(nncf, ov_model, items, patterns)
-    return quantized, report
+        quantized[name] = quantize(nncf, ov_model, items)
+    return quantized, {"fp32 blocks": []}
 
 
 def build(model, entry, input_shape, precision, spec, threads):
@@ -210,8 +230,8 @@ def build(model, entry, input_shape, precision, spec, threads):
             raise ValueError("%s names no calibration frames (int8 needs them)" % spec.path)
         frames = _frames(spec.calibration, spec.calibration_sha256, "calibration")
         preprocess = Preprocessor(entry.normalization, size)
-        batches = [preprocess([image]).clone() for image in frames.images]
-        ov_models, quantization = quantize_pieces(model, ov_models, batches, threads)
+        ov_models, quantization = quantize_pieces(
+            model, ov_models, frames.images, lambda image: preprocess([image]).clone(), threads)
     gate_frames = _frames(spec.gate, spec.gate_sha256, "gate")
     forward, _ = compile_pieces(model, ov_models, precision, threads, sample)
     reference = Segmenter(model, entry, input_size=size)

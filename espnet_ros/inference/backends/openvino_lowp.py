@@ -32,8 +32,8 @@ SUFFIX = ".ovz"
 # inputs are quantized); asymmetric activations (MIXED) beat symmetric ones.
 UNQUANTIZED_TYPES = ("Add", "BatchNormInference", "Concat", "Multiply")
 SENSITIVITY_FRAMES = 16   # calibration frames each trial quantization collects statistics on
-TUNING_FRAMES = 8         # calibration frames the trials' agreement is measured on
-TUNING_MARGIN = 0.002     # the trials aim this far above the gate (the gate frames are others)
+TUNING_FRAMES = 16        # calibration frames the trials' agreement is measured on
+TUNING_MARGIN = 0.006     # the trials aim this far above the gate: its minimum is over more frames
 MAX_FP32_SHARE = 0.75     # of the blocks; past it, int8 measured no faster than fp32
 RECIPE = {"tool": "nncf.quantize", "preset": "mixed", "unquantized": list(UNQUANTIZED_TYPES),
           "fp32 blocks": "per-block sensitivity", "sensitivity frames": SENSITIVITY_FRAMES,

@@ -25,6 +25,9 @@ def add_parser(sub):
     p.add_argument("--split", default="train", help="dataset split (default: train)")
     p.add_argument("--frames", type=int, default=32,
                    help="calibration frames, spread evenly over the split (default: 32)")
+    p.add_argument("--extra-images", type=Path, action="append", default=[], metavar="DIR",
+                   help="more calibration frames: every image in DIR, after --frames of "
+                        "--dataset (repeatable; e.g. the Cityscapes samples with CamVid train)")
     p.add_argument("--gate-dataset", choices=("camvid", "cityscapes", "folder", "images"),
                    help="frames the gate compares fp32 and the calibrated model on (default: "
                         "--dataset; required for --dataset images)")
@@ -43,6 +46,9 @@ def frame_sets(args):
     if args.precision == "int8":
         calibration = FrameSet(args.dataset, str(args.data_root),
                                None if args.dataset == "images" else args.split, args.frames)
+        if args.extra_images:
+            calibration = (calibration,) + tuple(FrameSet("images", str(folder))
+                                                 for folder in args.extra_images)
     kind = args.gate_dataset or args.dataset
     root = args.gate_root or args.data_root
     if kind == "images" and args.gate_root is None and args.gate_dataset is None:
@@ -53,11 +59,27 @@ def frame_sets(args):
     return calibration, FrameSet(kind, str(root), split, args.gate_frames)
 
 
+def print_quantization(report):
+    from ..inference.calibration.sensitivity import BlockSensitivity, format_table
+    if not report:
+        return
+    table = [BlockSensitivity(*row) for row in report.get("sensitivity", [])]
+    kept = report.get("fp32 blocks", [])
+    if table:
+        print("per-block sensitivity (only that block int8, on the calibration frames):")
+        print(format_table(table, kept))
+    if "tuning agreement" in report:
+        print("blocks kept fp32: %s (agreement on the calibration frames %.2f %% min / %.2f %% "
+              "mean)" % (", ".join(kept) or "none", 100 * report["tuning agreement"][0],
+                         100 * report["tuning agreement"][1]))
+
+
 def run(args):
     import torch
 
     from ..inference.backends import BackendUnavailable, create_backend
     from ..inference.calibration import CalibrationSpec, read_frames, write_spec
+    from ..inference.calibration.frames import describe, read_frame_sets
     from ..models import WeightsError, create_model, zoo
     calibration, gate = frame_sets(args)
     try:
@@ -66,13 +88,13 @@ def run(args):
         raise CommandError(str(exc).strip('"')) from exc
     try:
         gate_frames = read_frames(gate)
-        calibration_frames = read_frames(calibration) if calibration else None
+        calibration_frames = read_frame_sets(calibration) if calibration else None
     except (ValueError, OSError, ImportError) as exc:
         raise CommandError(str(exc)) from exc
     spec = write_spec(args.out, CalibrationSpec(
         args.precision, gate, gate_frames.sha256, calibration,
         calibration_frames.sha256 if calibration_frames else None, args.model))
-    print("calibration: %s" % (calibration.describe() if calibration else "none (bf16)"))
+    print("calibration: %s" % (describe(calibration) if calibration else "none (bf16)"))
     print("gate: %s, %d frame(s)%s" % (gate.describe(), len(gate_frames.images),
                                        ", with labels (mIoU scored)" if gate_frames.dataset
                                        else ""))
@@ -94,6 +116,7 @@ def run(args):
     print("calibrated model: %s" % backend.info.get("calibrated model"))
     if "int8 convolutions" in backend.info:
         print("int8 convolutions: %s" % backend.info["int8 convolutions"])
+    print_quantization(getattr(backend, "quantization", {}))
     print("gate %s" % backend.gate.summary())
     print("written: %s" % spec.path)
     if not backend.gate.passed:

@@ -17,6 +17,20 @@ class Timing(NamedTuple):
     postprocess_ms: float
 
 
+def planes_argmax(logits, out):
+    """argmax over the channels of NCHW ``logits`` into ``out`` (uint8 NxHxW), first maximum on
+    ties as torch.argmax. A running maximum over the contiguous class planes: torch.argmax(1)
+    strides across them (measured at 1024x512, 20 classes: 100 ms against 30 ms, 2 threads)."""
+    best = logits[:, 0].clone()
+    out.zero_()
+    for c in range(1, logits.shape[1]):
+        plane = logits[:, c]
+        better = plane > best
+        torch.maximum(best, plane, out=best)
+        out.masked_fill_(better, c)
+    return out
+
+
 class Segmenter:
     """Runs a zoo model on uint8 images.
 
@@ -113,7 +127,10 @@ class Segmenter:
         shape = (logits.shape[0],) + tuple(logits.shape[2:])
         if self._labels is None or tuple(self._labels.shape) != shape:
             self._labels = torch.empty(shape, dtype=torch.uint8)
-        self._labels.copy_(logits.argmax(1))
+        if logits.device.type == "cpu" and logits.dim() == 4 and logits.is_contiguous():
+            planes_argmax(logits, self._labels)
+        else:
+            self._labels.copy_(logits.argmax(1))
         return self._labels.numpy()
 
     @staticmethod

@@ -16,18 +16,29 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..calibration import load_spec, read_frames, run_gate
+from ..calibration import gate as gate_module
+from ..calibration import load_spec, run_gate, sensitivity
+from ..calibration.frames import describe, read_frame_sets, spread
 from ..calibration.gate import GateResult
 from .artifact_cache import ArtifactCache, model_args, weights_sha256
 from .pieces import record_piece_inputs
 
 LOG = logging.getLogger("espnet_ros")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".ovz"
-# Measured on p2q8 (README, "CPU int8 and bf16"): asymmetric activations (MIXED) kept more
-# labels than symmetric ones (91.6 % vs 78.4 % on frankfurt_000294); ignoring any single block
-# did not reach the gate, so the recipe stays NNCF's plain one.
-RECIPE = {"tool": "nncf.quantize", "preset": "mixed"}
+# Measured on p2q8 (README, "int8: per-block sensitivity"): quantizing the HFF adds, the
+# concatenations and the BatchNorms after them (NNCF's CPU default) cost far more labels than
+# the convolutions (79 % -> 91 % pixel agreement on 8 CamVid val frames when only convolution
+# inputs are quantized); asymmetric activations (MIXED) beat symmetric ones.
+UNQUANTIZED_TYPES = ("Add", "BatchNormInference", "Concat", "Multiply")
+SENSITIVITY_FRAMES = 16   # calibration frames each trial quantization collects statistics on
+TUNING_FRAMES = 16        # calibration frames the trials' agreement is measured on
+TUNING_MARGIN = 0.006     # the trials aim this far above the gate: its minimum is over more frames
+MAX_FP32_SHARE = 0.75     # of the blocks; past it, int8 measured no faster than fp32
+RECIPE = {"tool": "nncf.quantize", "preset": "mixed", "unquantized": list(UNQUANTIZED_TYPES),
+          "fp32 blocks": "per-block sensitivity", "sensitivity frames": SENSITIVITY_FRAMES,
+          "tuning frames": TUNING_FRAMES, "tuning margin": TUNING_MARGIN,
+          "max fp32 share": MAX_FP32_SHARE}
 
 
 class Calibrated(NamedTuple):
@@ -35,6 +46,7 @@ class Calibrated(NamedTuple):
     gate: GateResult
     how: str = "built"  # or "hit" (from the cache)
     path: str = ""      # the calibration file
+    quantization: dict = {}  # int8: fp32 blocks, the sensitivity table, the trials
 
 
 class CalibrationCache(ArtifactCache):
@@ -74,6 +86,7 @@ def save(calibrated, path):
     with zipfile.ZipFile(str(path), "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("pieces.json", json.dumps(list(calibrated.models)))
         archive.writestr("gate.json", json.dumps(calibrated.gate.to_json()))
+        archive.writestr("quantization.json", json.dumps(calibrated.quantization))
         for name, model in calibrated.models.items():
             with _tmpdir() as folder:
                 xml = "%s/%s.xml" % (folder, name)
@@ -88,12 +101,13 @@ def load(path):
     with zipfile.ZipFile(str(path)) as archive:
         names = json.loads(archive.read("pieces.json"))
         gate = GateResult.from_json(json.loads(archive.read("gate.json")))
+        quantization = json.loads(archive.read("quantization.json"))
         models = OrderedDict()
         for name in names:
             weights = np.frombuffer(archive.read(name + ".bin"), np.uint8).copy()
             models[name] = core.read_model(archive.read(name + ".xml").decode(),
                                            ov.Tensor(weights))
-    return Calibrated(models, gate, "hit")
+    return Calibrated(models, gate, "hit", quantization=quantization)
 
 
 def _tmpdir():
@@ -102,11 +116,11 @@ def _tmpdir():
 
 
 def _frames(frame_set, expected_sha, what):
-    frames = read_frames(frame_set)
+    frames = read_frame_sets(frame_set)
     if frames.sha256 != expected_sha:
         raise ValueError("the %s frames (%s) changed since espnet-ros calibrate wrote the file "
                          "(sha256 %s..., now %s...): run calibrate again"
-                         % (what, frame_set.describe(), expected_sha[:12], frames.sha256[:12]))
+                         % (what, describe(frame_set), expected_sha[:12], frames.sha256[:12]))
     return frames
 
 
@@ -119,17 +133,86 @@ def import_nncf():
     return nncf
 
 
-def quantize_pieces(model, ov_models, batches):
-    """NNCF post-training quantization of each piece on the inputs it sees for ``batches``."""
+def quantize(nncf, ov_model, items, ignored_patterns=()):
+    """``ov_model`` with its convolution inputs in int8, calibrated on ``items``, except the ops
+    matching ``ignored_patterns``."""
+    scope = nncf.IgnoredScope(patterns=list(ignored_patterns), types=list(UNQUANTIZED_TYPES),
+                              validate=False)
+    return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items),
+                         preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope)
+
+
+def _labels(ov_model, items, threads):
+    import openvino as ov
+    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                         "INFERENCE_NUM_THREADS": int(threads)})
+    request = compiled.create_infer_request()
+    labels = []
+    for item in items:
+        request.infer([item])
+        labels.append(request.get_output_tensor(0).data.argmax(1))
+    return labels
+
+
+def choose_fp32(nncf, ov_model, items, threads):
+    """The ``sensitivity.Choice`` of blocks that stay fp32 (trials on subsets of ``items``)."""
+    subset = [items[i] for i in spread(len(items), SENSITIVITY_FRAMES)]
+    tuning = [items[i] for i in spread(len(items), TUNING_FRAMES)]
+    reference = _labels(ov_model, tuning, threads)
+
+    def measure(patterns):
+        got = _labels(quantize(nncf, ov_model, subset, patterns), tuning, threads)
+        agreements = [float((a == b).mean()) for a, b in zip(got, reference)]
+        return min(agreements), float(np.mean(agreements))
+
+    blocks = sensitivity.model_blocks(op.get_friendly_name() for op in ov_model.get_ordered_ops())
+    return sensitivity.choose_fp32_blocks(
+        blocks, lambda block: measure([sensitivity.all_but_pattern(block)]),
+        lambda kept: measure([sensitivity.block_pattern(b) for b in kept]),
+        gate_module.MIN_AGREEMENT + TUNING_MARGIN, int(MAX_FP32_SHARE * len(blocks)))
+
+
+class LazyInputs:
+    """The network inputs of ``images``, preprocessed when read: 100 calibration frames at
+    1024x512 would otherwise hold 630 MB for the whole calibration."""
+
+    def __init__(self, images, to_input):
+        self.images = images
+        self.to_input = to_input
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.to_input(self.images[index])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def quantize_pieces(model, ov_models, images, to_batch, threads=1):
+    """NNCF post-training quantization of each piece on the inputs it sees for ``images``
+    (``to_batch(image)``: the network input): ({piece: ov.Model}, report). A single-piece model
+    keeps in fp32 the blocks the per-block sensitivity trials choose (the report says which,
+    with the table); pieces (ENet) are quantized whole."""
     nncf = import_nncf()
-    recorded = record_piece_inputs(model, batches)
+    if len(ov_models) == 1:
+        name, ov_model = next(iter(ov_models.items()))
+        items = LazyInputs(images, lambda image: to_batch(image).numpy())
+        choice = choose_fp32(nncf, ov_model, items, threads)
+        report = {"fp32 blocks": list(choice.kept),
+                  "tuning agreement": list(choice.agreement),
+                  "sensitivity": [row.to_json() for row in choice.table],
+                  "trials": [[list(kept), list(result)] for kept, result in choice.steps]}
+        patterns = [sensitivity.block_pattern(b) for b in choice.kept]
+        return OrderedDict([(name, quantize(nncf, ov_model, items, patterns))]), report
+    recorded = record_piece_inputs(model, [to_batch(image) for image in images])
     quantized = OrderedDict()
     for name, ov_model in ov_models.items():
         items = [inputs[0].numpy() if len(inputs) == 1 else [t.numpy() for t in inputs]
                  for inputs in recorded[name]]
-        quantized[name] = nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items),
-                                        preset=nncf.QuantizationPreset.MIXED)
-    return quantized
+        quantized[name] = quantize(nncf, ov_model, items)
+    return quantized, {"fp32 blocks": []}
 
 
 def build(model, entry, input_shape, precision, spec, threads):
@@ -141,13 +224,14 @@ def build(model, entry, input_shape, precision, spec, threads):
     size = (int(input_shape[3]), int(input_shape[2]))
     sample = torch.randn(input_shape)
     ov_models = convert_pieces(model, sample)
+    quantization = {}
     if precision == "int8":
         if spec.calibration is None:
             raise ValueError("%s names no calibration frames (int8 needs them)" % spec.path)
         frames = _frames(spec.calibration, spec.calibration_sha256, "calibration")
         preprocess = Preprocessor(entry.normalization, size)
-        batches = [preprocess([image]).clone() for image in frames.images]
-        ov_models = quantize_pieces(model, ov_models, batches)
+        ov_models, quantization = quantize_pieces(
+            model, ov_models, frames.images, lambda image: preprocess([image]).clone(), threads)
     gate_frames = _frames(spec.gate, spec.gate_sha256, "gate")
     forward, _ = compile_pieces(model, ov_models, precision, threads, sample)
     reference = Segmenter(model, entry, input_size=size)
@@ -155,7 +239,7 @@ def build(model, entry, input_shape, precision, spec, threads):
     gate = run_gate(reference, candidate, gate_frames.images, gate_frames.dataset)
     LOG.info("%s model for %s at %dx%d built in %.0f s; gate %s", precision, entry.name,
              size[0], size[1], time.perf_counter() - start, gate.summary())
-    return Calibrated(ov_models, gate)
+    return Calibrated(ov_models, gate, quantization=quantization)
 
 
 def calibrated_models(model, entry, input_shape, precision, path, threads):

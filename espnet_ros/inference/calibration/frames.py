@@ -93,3 +93,23 @@ def read_frames(frame_set):
     names = [s.name for s in dataset.samples]
     return Frames(names, images, images_digest(images), dataset if dataset.has_labels else None,
                   tuple(indices))
+
+
+def frame_sets(sets):
+    """``sets`` as a tuple of FrameSets (one FrameSet or a sequence of them)."""
+    return (sets,) if isinstance(sets, FrameSet) else tuple(sets)
+
+
+def describe(sets):
+    return " + ".join(each.describe() for each in frame_sets(sets))
+
+
+def read_frame_sets(sets):
+    """The frames of one FrameSet or of several in order (e.g. Cityscapes samples plus CamVid
+    train); several give no dataset (calibration needs no labels)."""
+    parts = [read_frames(each) for each in frame_sets(sets)]
+    if len(parts) == 1:
+        return parts[0]
+    images = [image for part in parts for image in part.images]
+    return Frames([name for part in parts for name in part.names], images,
+                  images_digest(images))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..backends.artifact_cache import write_atomic
-from .frames import FrameSet
+from .frames import FrameSet, frame_sets
 
 FILE_NAME = "calibration.json"
 FORMAT = "espnet_ros.calibration/1"
@@ -19,7 +19,7 @@ class CalibrationSpec(NamedTuple):
     precision: str                       # int8 or bf16
     gate: FrameSet
     gate_sha256: str
-    calibration: Optional[FrameSet] = None   # int8 only
+    calibration: Optional[tuple] = None      # int8 only: a FrameSet or a tuple of them
     calibration_sha256: Optional[str] = None
     model: Optional[str] = None              # the zoo name it was made for (informative)
     path: Optional[Path] = None              # the file it was read from
@@ -39,11 +39,26 @@ def write_spec(folder, spec):
     folder.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "precision": spec.precision, "model": spec.model,
             "gate": spec.gate.to_json(), "gate_sha256": spec.gate_sha256,
-            "calibration": spec.calibration.to_json() if spec.calibration else None,
+            "calibration": _sets_json(spec.calibration),
             "calibration_sha256": spec.calibration_sha256}
     path = folder / FILE_NAME
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
     return spec._replace(path=path)
+
+
+def _sets_json(sets):
+    if not sets:
+        return None
+    sets = frame_sets(sets)
+    return sets[0].to_json() if len(sets) == 1 else [each.to_json() for each in sets]
+
+
+def _sets_from_json(data):
+    if not data:
+        return None
+    if isinstance(data, list):
+        return tuple(FrameSet.from_json(each) for each in data)
+    return FrameSet.from_json(data)
 
 
 def load_spec(path):
@@ -62,5 +77,5 @@ def load_spec(path):
     calibration = data.get("calibration")
     return CalibrationSpec(data["precision"], FrameSet.from_json(data["gate"]),
                            data["gate_sha256"],
-                           FrameSet.from_json(calibration) if calibration else None,
+                           _sets_from_json(calibration),
                            data.get("calibration_sha256"), data.get("model"), path)

@@ -3,10 +3,12 @@ rendezvous on 127.0.0.1: the same numbers as one process, rank 0 alone writing f
 that dies ending the run with a clear error and an intact checkpoint, and resume."""
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -160,9 +162,23 @@ def test_dead_worker_ends_the_run_and_resume_matches_the_uninterrupted_run(data_
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines, pids, deadline = [], {}, time.monotonic() + 180
+    # Lines come through a thread: a readline here would block past the deadline if the run
+    # hung without printing.
+    queued = queue.Queue()
+
+    def read_lines():
+        for text_line in iter(proc.stdout.readline, ""):
+            queued.put(text_line)
+        queued.put(None)
+
+    reader = threading.Thread(target=read_lines, daemon=True)
+    reader.start()
     while len(pids) < 2 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
+        try:
+            line = queued.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
             break
         lines.append(line)
         if "hanging after the checkpoint" in line:
@@ -171,12 +187,15 @@ def test_dead_worker_ends_the_run_and_resume_matches_the_uninterrupted_run(data_
     try:
         assert len(pids) == 2, "".join(lines)
         os.kill(pids[1], signal.SIGKILL)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:  # failed or timed out: no worker may outlive the test
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    text = "".join(lines) + out
+            proc.wait()
+    reader.join(30)
+    while not queued.empty():
+        lines.append(queued.get() or "")
+    text = "".join(lines)
     assert proc.returncode != 0, text
     assert "espnet-ros train: error: rank 0: stopped by SIGTERM" in text, text
     last = tmp_path / "killed" / "encoder" / "last.pth"

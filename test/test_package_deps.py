@@ -61,7 +61,13 @@ def _files(roots):
 
 
 def _ros2_verb(node):
-    """'ros2X' for ["ros2", "X", ...] and the tests' ros2(env, "X", ...) helper."""
+    """'ros2X' for ["ros2", "X", ...], the tests' ros2(env, "X", ...) helper and a command
+    line typed as a string, f("ros2 X ...")."""
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+            and isinstance(node.args[0].value, str):
+        typed = re.match(r"ros2 ([a-z]+)\b", node.args[0].value)
+        if typed:
+            return "ros2" + typed.group(1)
     if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) >= 2:
         first, verb = node.elts[:2]
     elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ros2" and \
@@ -173,5 +179,6 @@ def test_the_check_sees_what_it_checks():
     runtime, tests = used_modules(RUNTIME), used_modules(TESTS)
     assert {"rclpy", "vision_msgs", "diagnostic_updater", "lifecycle_msgs", "torch",
             "ros2launch"} <= set(runtime)
-    assert {"cv_bridge", "image_geometry", "ros2param", "ros2lifecycle", "pytest"} <= set(tests)
+    assert {"cv_bridge", "image_geometry", "ros2param", "ros2lifecycle", "ros2interface",
+            "pytest"} <= set(tests)
     assert "rviz2" not in declared().get("exec_depend", set())  # optional (rviz:=true)

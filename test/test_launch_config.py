@@ -148,3 +148,20 @@ def test_launch_description_loads_from_the_install_tree(ros2_env, monkeypatch):
     assert {"namespace", "image", "camera_info", "model", "backend", "device", "params_file",
             "use_sim_time", "rviz", "discovery_range", "fastdds_profile", "cameras", "lifecycle",
             "autostart"} == set(declared)
+
+
+def test_segmentation_info_comments_name_what_the_node_publishes():
+    import re
+
+    from espnet_ros.models.zoo import get as get_entry
+    text = (REPO / "msg" / "SegmentationInfo.msg").read_text()
+    for name in re.findall(r'zoo name \(e\.g\. "([^"]+)"\)', text):
+        assert get_entry(name).name == name
+    backends = re.search(r"backend that produced the result: (.*)\.", text).group(1)
+    assert set(re.findall(r'"([a-z0-9]+)"', backends)) == set(P.BY_NAME["backend"].choices) - {"auto"}
+    precisions = re.search(r"used by the backend: (.*)\.", text).group(1)
+    assert set(re.findall(r'"([a-z0-9]+)"', precisions)) == set(P.BY_NAME["precision"].choices)
+    void = re.search(r"the model's void id \((\d+) for the\n# Cityscapes models, (\d+) for CamVid",
+                     text)
+    assert (int(void.group(1)), int(void.group(2))) == (
+        get_entry("espnet-p2q8-cityscapes").void_id, get_entry("espnet-p2q8-camvid").void_id)

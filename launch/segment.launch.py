@@ -41,6 +41,8 @@ from lifecycle_msgs.msg import Transition
 
 PACKAGE = "espnet_ros"
 LARGE_IMAGE_PROFILE = "fastdds_large_images.xml"
+# Distributions without ROS_AUTOMATIC_DISCOVERY_RANGE (it arrived in Iron).
+LEGACY_DISTROS = ("foxy", "galactic", "humble")
 # Launch arguments that are node parameters: empty (the default) means "as params_file says".
 FROM_PARAMS_FILE = ("model", "backend", "device", "use_sim_time")
 
@@ -57,6 +59,8 @@ def dds_settings(context, share):
     discovery_range = LaunchConfiguration("discovery_range").perform(context)
     if discovery_range:
         actions.append(SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", discovery_range))
+        if discovery_range.upper() == "LOCALHOST" and env.get("ROS_DISTRO") in LEGACY_DISTROS:
+            actions.append(SetEnvironmentVariable("ROS_LOCALHOST_ONLY", "1"))  # Humble's form
     profile = LaunchConfiguration("fastdds_profile").perform(context)
     fast_dds = env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps")
     if not profile and fast_dds and not env.get("FASTDDS_DEFAULT_PROFILES_FILE"):
@@ -177,7 +181,8 @@ def generate_launch_description():
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
         DeclareLaunchArgument("discovery_range", default_value="",
                               description="ROS_AUTOMATIC_DISCOVERY_RANGE for these processes "
-                                          "(LOCALHOST, SUBNET, OFF); empty: inherited"),
+                                          "(LOCALHOST, SUBNET, OFF; on Humble LOCALHOST sets "
+                                          "ROS_LOCALHOST_ONLY=1); empty: inherited"),
         DeclareLaunchArgument("fastdds_profile", default_value="",
                               description="FASTDDS_DEFAULT_PROFILES_FILE for these processes; "
                                           "empty: the user's own, else (Fast DDS) "

@@ -126,3 +126,16 @@ def test_ros2_launch_from_the_workspace_answers_a_frame(workspace, data_dir, tmp
         code, _ = launch.stop()
         stop_probe(probe)
     assert code == 0, launch.log()
+
+
+def test_colcon_test_runs_the_pytest_suite(workspace):
+    """``colcon test`` as typed; PYTEST_ADDOPTS narrows the registered suite to one file."""
+    env = dict(workspace["env"], PYTEST_ADDOPTS="-k test_package_deps -p no:cacheprovider")
+    out = typed("colcon test --packages-select espnet_ros --event-handlers console_direct+\n"
+                "colcon test-result --all --verbose", workspace["ws"], env)
+    results = list((workspace["ws"] / "build" / "espnet_ros" / "test_results" / "espnet_ros")
+                   .glob("*.xml"))
+    assert results, out
+    report = results[0].read_text()
+    assert "test_package_deps" in report and 'failures="0"' in report, report[-3000:]
+    assert "test_every_import_is_classified" in report, report[-3000:]

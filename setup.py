@@ -12,6 +12,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
+    # Written for 3.8+ (vermin checks the syntax in scripts/test.sh); only 3.11 is tested.
     python_requires=">=3.8",
     packages=find_packages(include=["espnet_ros", "espnet_ros.*"]),
     # Unpinned on purpose: CUDA and Jetson users bring their own torch build.

@@ -43,6 +43,10 @@ PACKAGE = "espnet_ros"
 LARGE_IMAGE_PROFILE = "fastdds_large_images.xml"
 # Our profiles' reader and writer settings, which rmw applies only from XML.
 ENTITY_PROFILE = 'profile_name="espnet_ros_writer"'
+# Distributions without ROS_AUTOMATIC_DISCOVERY_RANGE (it arrived in Iron).
+LEGACY_DISTROS = ("foxy", "galactic", "humble")
+# Launch arguments that are node parameters: empty (the default) means "as params_file says".
+FROM_PARAMS_FILE = ("model", "backend", "device", "use_sim_time")
 
 
 def _environment(context):
@@ -65,6 +69,8 @@ def dds_settings(context, share):
     discovery_range = LaunchConfiguration("discovery_range").perform(context)
     if discovery_range:
         actions.append(SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", discovery_range))
+        if discovery_range.upper() == "LOCALHOST" and env.get("ROS_DISTRO") in LEGACY_DISTROS:
+            actions.append(SetEnvironmentVariable("ROS_LOCALHOST_ONLY", "1"))  # Humble's form
     profile = LaunchConfiguration("fastdds_profile").perform(context)
     fast_dds = env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps")
     if not profile and fast_dds and not env.get("FASTDDS_DEFAULT_PROFILES_FILE"):
@@ -92,7 +98,8 @@ def rviz(context, share):
         name="espnet_rviz",
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", os.path.join(share, "config", "espnet.rviz")],
-        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        parameters=[{"use_sim_time": sim_time} for sim_time in
+                    [LaunchConfiguration("use_sim_time").perform(context)] if sim_time],
     )]
 
 
@@ -125,8 +132,11 @@ def segment_node(context, share):
     arg = LaunchConfiguration
     cameras = _cameras(context)
     lifecycle = IfCondition(arg("lifecycle")).evaluate(context)
-    overrides = {"model": arg("model"), "backend": arg("backend"), "device": arg("device"),
-                 "use_sim_time": arg("use_sim_time"), "lifecycle": lifecycle}
+    # Only the arguments the user gave override params_file: an empty one leaves the YAML's
+    # value (or the node's default) in place.
+    overrides = {name: value for name in FROM_PARAMS_FILE
+                 for value in [arg(name).perform(context)] if value}
+    overrides["lifecycle"] = lifecycle
     if cameras:
         overrides["cameras"] = cameras
     kind = LifecycleNode if lifecycle else Node
@@ -169,19 +179,23 @@ def generate_launch_description():
         DeclareLaunchArgument("image", default_value="image", description="input image topic"),
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="input camera_info topic"),
-        DeclareLaunchArgument("model", default_value="espnet-p2q8-cityscapes",
+        DeclareLaunchArgument("model", default_value="",
                               description="zoo model name (espnet-ros models) or checkpoint "
-                                          "file of espnet-ros train"),
-        DeclareLaunchArgument("backend", default_value="torch",
-                              description="auto, torch, onnxruntime or torch2trt"),
-        DeclareLaunchArgument("device", default_value="cpu", description="cpu, cuda, cuda:N"),
+                                          "file of espnet-ros train; empty: params_file's"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="auto, torch, onnxruntime, openvino or torch2trt; "
+                                          "empty: params_file's"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="cpu, cuda, cuda:N; empty: params_file's"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "segment.yaml"),
                               description="node parameters (YAML)"),
-        DeclareLaunchArgument("use_sim_time", default_value="false"),
+        DeclareLaunchArgument("use_sim_time", default_value="",
+                              description="true or false; empty: params_file's"),
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
         DeclareLaunchArgument("discovery_range", default_value="",
                               description="ROS_AUTOMATIC_DISCOVERY_RANGE for these processes "
-                                          "(LOCALHOST, SUBNET, OFF); empty: inherited"),
+                                          "(LOCALHOST, SUBNET, OFF; on Humble LOCALHOST sets "
+                                          "ROS_LOCALHOST_ONLY=1); empty: inherited"),
         DeclareLaunchArgument("fastdds_profile", default_value="",
                               description="FASTDDS_DEFAULT_PROFILES_FILE for these processes; "
                                           "empty: the user's own, else (Fast DDS) "

@@ -3,8 +3,13 @@
 # source tree, and write an env file for using them.
 #
 # Usage: scripts/build_interfaces.sh [--clean] [WORKSPACE_DIR]
+#        scripts/build_interfaces.sh --underlay FILE
 #   WORKSPACE_DIR  default: $ESPNET_ROS_WS or <repo>/build/ros_ws; gets build/ install/ log/
 #   --clean        delete WORKSPACE_DIR first
+#   --underlay F   build nothing: write F, a bash file that, sourced, stands in for
+#                  /opt/ros/<distro>/setup.bash with the pip wheels (PATH, AMENT_PREFIX_PATH,
+#                  CMAKE_PREFIX_PATH, and this script's CMake arguments through
+#                  COLCON_DEFAULTS_FILE), so that a plain `colcon build` in a workspace works
 # Environment:
 #   ESPNET_ROS_PYTHON  Python to build with (default: <repo>/.venv/bin/python if present,
 #                      else the active virtual env's python, else python3)
@@ -19,14 +24,17 @@
 #                              # ESPNET_ROS_INTERFACES_PREFIX (see espnet_ros/ros/interfaces.py)
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 clean=0
 ws=""
+underlay=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --clean) clean=1 ;;
+    --underlay) [ $# -ge 2 ] || { echo "build_interfaces.sh: --underlay needs a file" >&2; exit 2; }
+                underlay=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "build_interfaces.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) [ -z "$ws" ] || { echo "build_interfaces.sh: one workspace dir only" >&2; exit 2; }
@@ -35,8 +43,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 ws=${ws:-${ESPNET_ROS_WS:-$repo/build/ros_ws}}
-mkdir -p "$ws"
-ws=$(cd "$ws" && pwd)
+if [ -z "$underlay" ]; then
+  mkdir -p "$ws"
+  ws=$(cd "$ws" && pwd)
+fi
 
 if [ -n "${ESPNET_ROS_PYTHON:-}" ]; then
   python=$ESPNET_ROS_PYTHON
@@ -84,6 +94,24 @@ else
   [ -z "${ESPNET_ROS_PYTHON:-}" ] || python_arg=("-DPython3_EXECUTABLE=$python")
 fi
 
+cmake_args=("-DCMAKE_PROJECT_INCLUDE=$repo/cmake/pip_wheel_include_fix.cmake"
+            ${python_arg[@]+"${python_arg[@]}"})
+
+if [ -n "$underlay" ]; then
+  # What /opt/ros/<distro>/setup.bash gives a ROS user, for the ROS 2 of this environment.
+  defaults=${underlay%.*}.colcon-defaults.yaml
+  { echo "build:"; echo "  cmake-args:"
+    for a in "${cmake_args[@]}"; do printf '    - "%s"\n' "$a"; done; } > "$defaults"
+  { echo "# Written by scripts/build_interfaces.sh --underlay: ROS 2 from $ros_from"
+    printf 'export PATH=%q${PATH:+:$PATH}\n' "$(dirname "$python")"
+    printf 'export AMENT_PREFIX_PATH=%q\n' "$AMENT_PREFIX_PATH"
+    printf 'export CMAKE_PREFIX_PATH=%q\n' "${CMAKE_PREFIX_PATH:-}"
+    printf 'export COLCON_DEFAULTS_FILE=%q\n' "$(cd "$(dirname "$defaults")" && pwd)/$(basename "$defaults")"
+  } > "$underlay"
+  echo "build_interfaces.sh: wrote $underlay (source it, then colcon build in a workspace)"
+  exit 0
+fi
+
 if [ "$clean" = 1 ]; then
   rm -rf "$ws/build" "$ws/install" "$ws/log" "$ws/env.sh"
 fi
@@ -99,10 +127,7 @@ start=$(date +%s.%N)
   --install-base "$ws/install" \
   --merge-install \
   --event-handlers console_cohesion+ status- \
-  --cmake-args \
-    "-DCMAKE_PROJECT_INCLUDE=$repo/cmake/pip_wheel_include_fix.cmake" \
-    ${python_arg[@]+"${python_arg[@]}"} \
-    -DBUILD_TESTING=OFF
+  --cmake-args "${cmake_args[@]}" -DBUILD_TESTING=OFF
 end=$(date +%s.%N)
 
 prefix=$ws/install

@@ -40,8 +40,20 @@ def _env(venv):
     return env
 
 
-def test_the_node_runs_on_jazzy(jazzy_venv, data_dir, tmp_path):
+# Loopback isolation in both forms: Jazzy's own (ROS_AUTOMATIC_DISCOVERY_RANGE, the
+# <allowlist> profile) and Humble's (ROS_LOCALHOST_ONLY, the <interfaceWhiteList> profile),
+# which Jazzy still reads: the node serves and answers under both (test_loopback_netns.py
+# shows that Humble's form sends nothing off loopback).
+@pytest.mark.parametrize("isolation", ["jazzy", "humble"])
+def test_the_node_runs_on_jazzy(jazzy_venv, data_dir, tmp_path, isolation):
     env = _env(jazzy_venv)
+    if isolation == "humble":
+        from espnet_ros.ros.env import localhost_env
+        env = {k: v for k, v in env.items()
+               if k not in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")}
+        env = localhost_env(env, distro="humble")
+        assert env["FASTDDS_DEFAULT_PROFILES_FILE"].endswith("fastdds_localhost_legacy.xml")
+        assert env["ROS_LOCALHOST_ONLY"] == "1" and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
     log_path = tmp_path / "node.log"
     with open(log_path, "w") as log:
         node = subprocess.Popen(

@@ -1,6 +1,7 @@
 """launch/, config/ and the parameter table agree; the launch file is checked statically here
 and runs for real in test_ros2_launch.py (ros2 launch from the colcon install tree)."""
 import ast
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -148,3 +149,87 @@ def test_launch_description_loads_from_the_install_tree(ros2_env, monkeypatch):
     assert {"namespace", "image", "camera_info", "model", "backend", "device", "params_file",
             "use_sim_time", "rviz", "discovery_range", "fastdds_profile", "cameras", "lifecycle",
             "autostart"} == set(declared)
+
+
+def test_segmentation_info_comments_name_what_the_node_publishes():
+    import re
+
+    from espnet_ros.models.zoo import get as get_entry
+    text = (REPO / "msg" / "SegmentationInfo.msg").read_text()
+    for name in re.findall(r'zoo name \(e\.g\. "([^"]+)"\)', text):
+        assert get_entry(name).name == name
+    backends = re.search(r"backend that produced the result: (.*)\.", text).group(1)
+    assert set(re.findall(r'"([a-z0-9]+)"', backends)) == set(P.BY_NAME["backend"].choices) - {"auto"}
+    precisions = re.search(r"used by the backend: (.*)\.", text).group(1)
+    assert set(re.findall(r'"([a-z0-9]+)"', precisions)) == set(P.BY_NAME["precision"].choices)
+    void = re.search(r"the model's void id \((\d+) for the\n# Cityscapes models, (\d+) for CamVid",
+                     text)
+    assert (int(void.group(1)), int(void.group(2))) == (
+        get_entry("espnet-p2q8-cityscapes").void_id, get_entry("espnet-p2q8-camvid").void_id)
+
+
+@pytest.mark.parametrize("distro, legacy", [("humble", True), ("jazzy", False),
+                                            ("kilted", False)])
+def test_loopback_isolation_uses_what_the_distribution_has(distro, legacy):
+    from espnet_ros.ros.env import localhost_env
+    env = localhost_env({"ROS_DISTRO": distro, "PATH": "/usr/bin"})
+    profile = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
+    if legacy:  # Humble: no ROS_AUTOMATIC_DISCOVERY_RANGE, Fast DDS 2.6
+        assert env["ROS_LOCALHOST_ONLY"] == "1" and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
+        assert profile.name == "fastdds_localhost_legacy.xml"
+    else:
+        assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+        assert "ROS_LOCALHOST_ONLY" not in env and profile.name == "fastdds_localhost.xml"
+    assert profile.is_file()
+    kept = localhost_env({"ROS_DISTRO": distro, "ROS_LOCALHOST_ONLY": "0",
+                          "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
+    assert (kept["ROS_LOCALHOST_ONLY"], kept["ROS_AUTOMATIC_DISCOVERY_RANGE"]) == ("0", "SUBNET")
+
+
+def test_legacy_fastdds_profile_matches_the_current_one_but_for_the_interface_syntax():
+    """Fast DDS 2.6 (Humble) reads <interfaceWhiteList>, 2.14+ <interfaces><allowlist>."""
+    ns = {"d": "http://www.eprosima.com"}
+
+    def parts(name):
+        root = ET.parse(REPO / "config" / name).getroot()
+        udp = [t for t in root.iterfind(".//d:transport_descriptor", ns)
+               if t.findtext("d:type", namespaces=ns) == "UDPv4"]
+        assert len(udp) == 1
+        shm = [{c.tag: c.text for c in t} for t in root.iterfind(".//d:transport_descriptor", ns)
+               if t.findtext("d:type", namespaces=ns) == "SHM"]
+        participant = ET.tostring(root.find(".//d:participant", ns))
+        return udp[0], shm, participant
+
+    new_udp, new_shm, new_participant = parts("fastdds_localhost.xml")
+    old_udp, old_shm, old_participant = parts("fastdds_localhost_legacy.xml")
+    assert (old_shm, old_participant) == (new_shm, new_participant)
+    allow = [i.get("name") for i in new_udp.iterfind("d:interfaces/d:allowlist/d:interface", ns)]
+    white = [a.text for a in old_udp.iterfind("d:interfaceWhiteList/d:address", ns)]
+    assert allow == white == ["127.0.0.1"]
+    assert old_udp.find("d:interfaces", ns) is None  # 2.6 does not parse it
+
+
+@pytest.mark.parametrize("distro, localhost_only", [("humble", "1"), ("jazzy", None)])
+def test_launch_file_sets_humbles_localhost_only_with_discovery_range_localhost(
+        distro, localhost_only, monkeypatch):
+    """dds_settings of the launch file, run in a launch context."""
+    pytest.importorskip("launch_ros")
+    pytest.importorskip("lifecycle_msgs")
+    import importlib.util
+
+    from launch import LaunchContext
+    spec = importlib.util.spec_from_file_location("segment_launch", str(LAUNCH))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("ROS_LOCALHOST_ONLY", "ROS_AUTOMATIC_DISCOVERY_RANGE",
+                 "FASTDDS_DEFAULT_PROFILES_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ROS_DISTRO", distro)
+    context = LaunchContext()
+    context.launch_configurations.update(discovery_range="LOCALHOST", fastdds_profile="/p.xml")
+    for action in module.dds_settings(context, "/share"):
+        action.execute(context)
+    env = getattr(context, "environment", os.environ)
+    assert env.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
+    assert env.get("ROS_LOCALHOST_ONLY") == localhost_only
+    assert env.get("FASTDDS_DEFAULT_PROFILES_FILE") == "/p.xml"

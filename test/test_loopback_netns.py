@@ -164,3 +164,46 @@ def test_launch_defaults_keep_the_users_dds_settings(in_netns, ros2_env, tmp_pat
     assert result["default"]["RMW_FASTRTPS_USE_QOS_FROM_XML"] == "1"  # its memory policy
     assert result["labels"] and {tuple(s) for s in result["labels"]} == {(1024, 512)}, (result, log)
     assert result["own_code"] == 0 and result["default_code"] == 0, (result, log)
+
+
+def jazzy_publisher_per_isolation(arg):
+    """A Jazzy rclpy publisher (3 s) under each isolation form; espnet0's packets for each."""
+    import netns
+    code = ("import rclpy, time; from std_msgs.msg import String; rclpy.init(); "
+            "n = rclpy.create_node('espnet_netns_jazzy'); p = n.create_publisher(String, 'c', 1); "
+            "end = time.time() + 3\n"
+            "while time.time() < end: p.publish(String(data='x')); time.sleep(0.1)\n"
+            "n.destroy_node(); rclpy.shutdown()")
+    results = {}
+    for form, extra in arg["forms"].items():
+        before = netns.tx_counters()["tx_packets"]
+        run = subprocess.run([arg["python"], "-c", code], env=dict(arg["env"], **extra),
+                             capture_output=True, text=True, timeout=120)
+        results[form] = {"code": run.returncode, "output": (run.stdout + run.stderr)[-2000:],
+                         "tx_packets": netns.tx_counters()["tx_packets"] - before}
+    return results
+
+
+def test_humbles_isolation_form_keeps_a_jazzy_process_on_loopback(in_netns):
+    """Humble's form (ROS_LOCALHOST_ONLY=1, the <interfaceWhiteList> profile), tested on the
+    Jazzy wheels. The control, the same process without either, runs last (a closing
+    process's multicast leave would count for the next one) and sends discovery off loopback.
+    (On Jazzy either profile alone still sends: the environment variable is what confines
+    discovery, the profile what confines the data.)"""
+    from test_jazzy import KILTED_ONLY
+    venv = os.environ.get("ESPNET_ROS_JAZZY_VENV")
+    if not venv or not (Path(venv) / "bin" / "python").is_file():
+        pytest.skip("ESPNET_ROS_JAZZY_VENV is not set (scripts/test.sh sets it)")
+    from espnet_ros.ros.env import localhost_env
+    base = {k: v for k, v in os.environ.items() if k not in KILTED_ONLY + (
+        "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_LOCALHOST_ONLY")}
+    base["PATH"] = "%s:/usr/bin:/bin" % (Path(venv) / "bin")
+    humble = localhost_env({}, distro="humble")
+    assert set(humble) == {"ROS_LOCALHOST_ONLY", "FASTDDS_DEFAULT_PROFILES_FILE"}
+    report = in_netns("test_loopback_netns:jazzy_publisher_per_isolation",
+                      {"python": str(Path(venv) / "bin" / "python"), "env": base,
+                       "forms": {"humble": humble, "none": {}}})
+    result = report["result"]
+    assert all(r["code"] == 0 for r in result.values()), result
+    assert result["humble"]["tx_packets"] == 0, result
+    assert result["none"]["tx_packets"] > 0, result

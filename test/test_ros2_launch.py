@@ -202,9 +202,11 @@ def streaming_launch(ros2_env, tmp_path, probe, data_dir):
     from sensor_msgs.msg import Image
 
     from espnet_ros.ros.env import localhost_launch_arguments
+    # The model comes from the params file alone: no model:= argument may replace it.
     launch = Started(["ros2", "launch", "espnet_ros", "segment.launch.py", "namespace:=stream",
-                      "image:=/stream/camera/image", "model:=" + MODEL, "use_sim_time:=true",
-                      "params_file:=%s" % params_file(tmp_path / "p.yaml", PARAMS)]
+                      "image:=/stream/camera/image", "use_sim_time:=true",
+                      "params_file:=%s" % params_file(tmp_path / "p.yaml",
+                                                      dict(PARAMS, model=MODEL))]
                      + localhost_launch_arguments(), ros2_env, tmp_path / "launch.log")
     camera = Started([sys.executable, "-m", "espnet_ros.cli", "camera",
                       data_dir / "cityscapes_samples", "--rate", "30", "--size", "512x256",
@@ -232,6 +234,8 @@ def test_terminal_ctrl_c_while_frames_stream(streaming_launch, ros2_env):
     code, out = ros2(ros2_env, "param", "get", "/stream/espnet_segmentation",
                      "use_sim_time")
     assert "Boolean value is: True" in out, out
+    code, out = ros2(ros2_env, "param", "get", "/stream/espnet_segmentation", "model")
+    assert "String value is: " + MODEL in out, out  # the YAML's, not a launch default
     pid = node_pid(launch)
     launch.signal_group(signal.SIGINT)
     code, _ = launch.wait()

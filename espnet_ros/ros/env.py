@@ -3,11 +3,21 @@
 They stay on this machine: loopback discovery and config/fastdds_localhost.xml (UDP on
 127.0.0.1, a shared-memory segment large enough for images). The product itself, the launch
 file, keeps the user's settings; it gets these through ``localhost_launch_arguments()``.
+
+Humble (and older) has no ROS_AUTOMATIC_DISCOVERY_RANGE (it arrived in Iron) and ships Fast
+DDS 2.6, which does not parse the ``<interfaces><allowlist>`` of fastdds_localhost.xml (Fast
+DDS 2.14, Jazzy): there ROS_LOCALHOST_ONLY=1 and config/fastdds_localhost_legacy.xml
+(``<interfaceWhiteList>``) do the same.
 """
 import os
 from pathlib import Path
 
-FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_localhost.xml"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+PROFILE = "fastdds_localhost.xml"
+LEGACY_PROFILE = "fastdds_localhost_legacy.xml"
+FASTDDS_PROFILE = CONFIG / PROFILE
+# Distributions without ROS_AUTOMATIC_DISCOVERY_RANGE and with a Fast DDS before 2.14.
+LEGACY_DISTROS = ("foxy", "galactic", "humble")
 # The project's profiles set the history memory policy of every reader and writer, which rmw
 # applies only with RMW_FASTRTPS_USE_QOS_FROM_XML=1 (see the profiles' comments).
 ENTITY_PROFILE = 'profile_name="espnet_ros_writer"'
@@ -22,26 +32,43 @@ def qos_from_xml(profile):
         return False
 
 
-def profile_path():
-    """The project's Fast DDS profile: the source tree's, else the installed share copy."""
-    if FASTDDS_PROFILE.is_file():
-        return str(FASTDDS_PROFILE)
+def _distro(env):
+    if env.get("ROS_DISTRO"):
+        return env["ROS_DISTRO"]
+    from .interfaces import ros_distro
+    return ros_distro()
+
+
+def is_legacy(distro):
+    return (distro or "").lower() in LEGACY_DISTROS
+
+
+def profile_path(distro=None):
+    """The project's Fast DDS profile for ``distro`` (default: this one): the source tree's,
+    else the installed share copy."""
+    name = LEGACY_PROFILE if is_legacy(distro or _distro(os.environ)) else PROFILE
+    if (CONFIG / name).is_file():
+        return str(CONFIG / name)
     try:
         from ament_index_python.packages import get_package_share_directory
-        return os.path.join(get_package_share_directory("espnet_ros"), "config",
-                            "fastdds_localhost.xml")
+        return os.path.join(get_package_share_directory("espnet_ros"), "config", name)
     except Exception:  # no ament index: pip install without the config folder
         return ""
 
 
-def localhost_env(base=None):
-    """A copy of ``base`` (default os.environ) with loopback-only discovery and our profile.
+def localhost_env(base=None, distro=None):
+    """A copy of ``base`` (default os.environ) with loopback-only discovery and our profile,
+    in the form ``distro`` (default: the one ``base`` or this Python runs) understands.
 
     Values the user set explicitly are kept.
     """
     env = dict(os.environ if base is None else base)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    profile = profile_path()
+    distro = distro or _distro(env)
+    if is_legacy(distro):
+        env.setdefault("ROS_LOCALHOST_ONLY", "1")
+    else:
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    profile = profile_path(distro)
     if profile:
         env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
     if qos_from_xml(env.get("FASTDDS_DEFAULT_PROFILES_FILE")):

@@ -7,6 +7,7 @@ so a Ctrl-C during the first seconds of start-up is a clean exit too.
 import logging
 import sys
 
+from .rosout import NotForwarded, deliver_before_exit
 from .shutdown import StopRequested, StopSignals, exit_now, init_ros, shutdown_ros, spin_until_stopped
 
 SWITCH_INTERVAL_S = 0.001
@@ -20,6 +21,8 @@ def main(args=None):
     when the node cannot start (missing weights, unusable backend, bad parameter).
     """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    for handler in logging.getLogger().handlers:  # once the node exists its logger prints them
+        handler.addFilter(NotForwarded())
     # The model thread needs the GIL back between operators; at Python's 5 ms default a busy
     # publish or executor thread makes it wait up to that long each time (measured: a 128x64
     # forward 12 -> 39 ms next to a busy thread; 19 ms at 1 ms).
@@ -43,6 +46,7 @@ def main(args=None):
         if node is not None:
             raise  # a failure while serving keeps its traceback
         log.error("segment_node failed to start: %s", str(exc) or type(exc).__name__)
+        deliver_before_exit()  # the error above to /rosout readers (rqt_console)
         code = 1
     finally:
         if stop.requested.is_set():

@@ -34,7 +34,7 @@ from rclpy.serialization import deserialize_message
 from ..inference import Buffers, Pipeline
 from ..models.registry import register_user_models
 from ..power import PowerMonitor, UnavailablePowerMeter, detect_power_source
-from . import camera_info, codec
+from . import camera_info, codec, rosout
 from . import params as P
 from .diagnostics import OK, TaskStatus, model_status, pipeline_status
 from .frame_slot import Frame, LatestFrames
@@ -99,6 +99,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
 
     def __init__(self, **kwargs):
         Node.__init__(self, "espnet_segmentation", **kwargs)
+        self._rosout = rosout.forward_library_logs(self)  # fallbacks to /rosout
         for spec in P.SPECS:
             if spec.name == "cameras":  # an empty default gives rclpy no type to infer
                 self.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, _descriptor(spec))
@@ -633,6 +634,8 @@ class SegmentNode(LifecycleNodeMixin, Node):
 
     def destroy_node(self):
         # Parts may be missing when __init__ failed (rclpy may still destroy the node).
+        if hasattr(self, "_rosout"):
+            rosout.stop_forwarding(self._rosout)
         if hasattr(self, "cameras"):
             self._stop_threads()
             if self.power is not None:

@@ -198,11 +198,13 @@ def test_legacy_fastdds_profile_matches_the_current_one_but_for_the_interface_sy
         shm = [{c.tag: c.text for c in t} for t in root.iterfind(".//d:transport_descriptor", ns)
                if t.findtext("d:type", namespaces=ns) == "SHM"]
         participant = ET.tostring(root.find(".//d:participant", ns))
-        return udp[0], shm, participant
+        entities = [ET.tostring(root.find(".//d:" + kind, ns)) for kind in ("data_writer",
+                                                                              "data_reader")]
+        return udp[0], shm, participant, entities
 
-    new_udp, new_shm, new_participant = parts("fastdds_localhost.xml")
-    old_udp, old_shm, old_participant = parts("fastdds_localhost_legacy.xml")
-    assert (old_shm, old_participant) == (new_shm, new_participant)
+    new_udp, new_shm, new_participant, new_entities = parts("fastdds_localhost.xml")
+    old_udp, old_shm, old_participant, old_entities = parts("fastdds_localhost_legacy.xml")
+    assert (old_shm, old_participant, old_entities) == (new_shm, new_participant, new_entities)
     allow = [i.get("name") for i in new_udp.iterfind("d:interfaces/d:allowlist/d:interface", ns)]
     white = [a.text for a in old_udp.iterfind("d:interfaceWhiteList/d:address", ns)]
     assert allow == white == ["127.0.0.1"]

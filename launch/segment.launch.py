@@ -134,8 +134,9 @@ def segment_node(context, share):
     lifecycle = IfCondition(arg("lifecycle")).evaluate(context)
     # Only the arguments the user gave override params_file: an empty one leaves the YAML's
     # value (or the node's default) in place.
-    overrides = {name: value for name in FROM_PARAMS_FILE
-                 for value in [arg(name).perform(context)] if value}
+    # use_sim_time is a bool parameter: "false" is read as YAML, as ``-p`` would.
+    overrides = {name: yaml.safe_load(value) if name == "use_sim_time" else value
+                 for name in FROM_PARAMS_FILE for value in [arg(name).perform(context)] if value}
     overrides["lifecycle"] = lifecycle
     if cameras:
         overrides["cameras"] = cameras

@@ -13,7 +13,7 @@ FORWARDED = "espnet_ros_forwarded"
 # DDS discovery matched any /rosout reader (rqt_console): /rosout is transient_local, so a
 # reader that matches while the node still exists gets the history.
 DELIVERY_WAIT_S = 1.0
-DELIVERY_MARGIN_S = 0.3
+DELIVERY_MARGIN_S = 1.0  # the reader may match the writer later than the writer matched it
 
 
 class RosLoggerHandler(logging.Handler):

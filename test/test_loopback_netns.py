@@ -196,10 +196,13 @@ def test_humbles_isolation_form_keeps_a_jazzy_process_on_loopback(in_netns):
         pytest.skip("ESPNET_ROS_JAZZY_VENV is not set (scripts/test.sh sets it)")
     from espnet_ros.ros.env import localhost_env
     base = {k: v for k, v in os.environ.items() if k not in KILTED_ONLY + (
-        "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_LOCALHOST_ONLY")}
+        "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_LOCALHOST_ONLY",
+        "RMW_FASTRTPS_USE_QOS_FROM_XML")}
     base["PATH"] = "%s:/usr/bin:/bin" % (Path(venv) / "bin")
     humble = localhost_env({}, distro="humble")
-    assert set(humble) == {"ROS_LOCALHOST_ONLY", "FASTDDS_DEFAULT_PROFILES_FILE"}
+    # (RMW_FASTRTPS_USE_QOS_FROM_XML: the profile's reader/writer memory policy, see env.py)
+    assert set(humble) == {"ROS_LOCALHOST_ONLY", "FASTDDS_DEFAULT_PROFILES_FILE",
+                           "RMW_FASTRTPS_USE_QOS_FROM_XML"}
     report = in_netns("test_loopback_netns:jazzy_publisher_per_isolation",
                       {"python": str(Path(venv) / "bin" / "python"), "env": base,
                        "forms": {"humble": humble, "none": {}}})

@@ -147,7 +147,7 @@ class Pipeline:
 
         The buffers follow the frame size, so the large ones are freed by now or soon (another
         thread, e.g. a node's publish thread, may still hold the large frame's last ones);
-        glibc would still keep their memory (see inference/malloc.py), so it is asked on each
+        glibc would still keep their memory (see espnet_ros/malloc.py), so it is asked on each
         of the next RELEASE_FRAMES frames.
         """
         pixels = image.shape[0] * image.shape[1]
@@ -155,7 +155,7 @@ class Pipeline:
             self._trims_left = RELEASE_FRAMES
             self._peak_pixels = pixels
         if self._trims_left:
-            from .malloc import release_memory
+            from ..malloc import release_memory
             release_memory()
             self._trims_left -= 1
         self._peak_pixels = max(self._peak_pixels, pixels)

@@ -28,7 +28,7 @@ def main(args=None):
     # forward 12 -> 39 ms next to a busy thread; 19 ms at 1 ms).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     # Before any thread exists: one heap that malloc_trim can give back after a large frame.
-    from ..inference.malloc import one_arena
+    from ..malloc import one_arena
     one_arena()
     log = logging.getLogger("espnet_ros")
     stop = StopSignals().install()

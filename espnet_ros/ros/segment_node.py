@@ -245,7 +245,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
             self.power.meter.close()
         self.pipeline = self.power = self.slot = self.handoff = None
         gc.collect()
-        from ..inference.malloc import release_memory
+        from ..malloc import release_memory
         release_memory()  # glibc keeps freed blocks; give them back (RSS drops)
 
     def _stop_threads(self):

@@ -22,7 +22,7 @@ import logging
 import torch
 from torch import nn
 
-from ..malloc import set_malloc_reuse
+from ...malloc import set_malloc_reuse
 
 LOG = logging.getLogger("espnet_ros")
 

@@ -1,5 +1,8 @@
 """glibc's allocator, tuned for frames whose size changes (ROS-free; no-ops off glibc).
 
+Outside ``inference`` on purpose: importing it costs no torch, so the node sets its allocator
+before the stop signals and torch (node_main).
+
 Three choices, each measured on the node (README, "memory after a large frame"):
 
 - ``set_malloc_reuse``: freed blocks up to 1 GiB stay in the heap for the next frame instead
@@ -12,6 +15,7 @@ Three choices, each measured on the node (README, "memory after a large frame"):
 """
 import ctypes
 import ctypes.util
+import functools
 
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -19,6 +23,7 @@ _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
 
+@functools.lru_cache(maxsize=None)  # find_library runs ldconfig: once per process
 def _libc():
     name = ctypes.util.find_library("c")
     try:

@@ -102,14 +102,20 @@ def _good_frame_is_answered(probe, node, frame, sec):
     assert _send_until(probe, node, make, lambda: _answered(probe, node, sec)), node.log()[-3000:]
 
 
+def _diagnostics(probe, node):
+    """A DiagnosticsReader fed with every /diagnostics message the probe received for ``node``."""
+    reader = DiagnosticsReader(node.base)
+    for msg in probe.messages("/diagnostics"):
+        reader.feed(msg)
+    return reader
+
+
 def _pipeline_value(probe, node, key, accept, timeout=15.0):
     found = []
 
     def check():
-        reader = DiagnosticsReader(node.base)
-        for msg in probe.messages("/diagnostics"):
-            reader.feed(msg)
-        status = reader.find(TASK_PIPELINE, lambda s: key in s.values and accept(s.values[key]))
+        status = _diagnostics(probe, node).find(
+            TASK_PIPELINE, lambda s: key in s.values and accept(s.values[key]))
         if status is not None:
             found.append(status.values[key])
         return status is not None
@@ -365,10 +371,7 @@ def test_memory_returns_after_one_large_frame(request, probe, frame, transport):
 
 
 def _latest_pipeline(probe, node):
-    reader = DiagnosticsReader(node.base)
-    for msg in probe.messages("/diagnostics"):
-        reader.feed(msg)
-    status = reader.latest(TASK_PIPELINE)
+    status = _diagnostics(probe, node).latest(TASK_PIPELINE)
     return {k: v for k, v in status.values.items() if k.startswith("Frames")} if status else {}
 
 
@@ -394,10 +397,7 @@ def test_a_frame_too_large_for_the_transport_is_counted_never_silently_gone(
     counted = []
 
     def accounted():
-        reader = DiagnosticsReader(raw_node.base)
-        for msg in probe.messages("/diagnostics"):
-            reader.feed(msg)
-        status = reader.find(TASK_PIPELINE, lambda s: sum(
+        status = _diagnostics(probe, raw_node).find(TASK_PIPELINE, lambda s: sum(
             int(s.values.get(key, 0)) for key in keys) >= before + sent)
         counted[:] = [status.values] if status is not None else []
         return status is not None

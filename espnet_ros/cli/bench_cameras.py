@@ -1,9 +1,6 @@
 """``espnet-ros bench cameras``: N cameras into one node vs. N single-camera nodes
 (see ros/bench_cameras)."""
-import os
 from pathlib import Path
-
-import cv2
 
 from . import CommandError
 from .predict import parse_size
@@ -32,11 +29,8 @@ def add_parser(bench_sub):
 def run(args):
     from ..models import zoo
     from ..ros.bench_cameras import markdown, run_bench
-    path = args.frame or os.path.join(os.environ.get("ESPNET_ROS_DATA", ""), "cityscapes_samples",
-                                      "frankfurt_000000_000294_leftImg8bit.png")
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise CommandError("cannot read frame %s (pass --frame or set ESPNET_ROS_DATA)" % path)
+    from .bench_node import read_frame
+    frame = read_frame(args.frame)
     if args.cameras < 1 or args.runs < 1:
         raise CommandError("--cameras and --runs must be at least 1")
     try:

@@ -32,14 +32,20 @@ def add_parser(bench_sub):
     p.set_defaults(func=run)
 
 
-def run(args):
-    from ..models import zoo
-    from ..ros.bench_node import OUTPUTS, markdown, run_bench
-    path = args.frame or os.path.join(os.environ.get("ESPNET_ROS_DATA", ""), "cityscapes_samples",
-                                      "frankfurt_000000_000294_leftImg8bit.png")
+def read_frame(path=None):
+    """The frame a node benchmark sends: ``path``, or a Cityscapes sample frame."""
+    path = path or os.path.join(os.environ.get("ESPNET_ROS_DATA", ""), "cityscapes_samples",
+                                "frankfurt_000000_000294_leftImg8bit.png")
     frame = cv2.imread(path, cv2.IMREAD_COLOR)
     if frame is None:
         raise CommandError("cannot read frame %s (pass --frame or set ESPNET_ROS_DATA)" % path)
+    return frame
+
+
+def run(args):
+    from ..models import zoo
+    from ..ros.bench_node import OUTPUTS, markdown, run_bench
+    frame = read_frame(args.frame)
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
     unknown = set(outputs) - set(OUTPUTS)
     if unknown or not outputs:

@@ -85,8 +85,8 @@ def rviz(context, share):
         name="espnet_rviz",
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", os.path.join(share, "config", "espnet.rviz")],
-        parameters=[{"use_sim_time": sim_time} for sim_time in
-                    [LaunchConfiguration("use_sim_time").perform(context)] if sim_time],
+        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}]
+        if LaunchConfiguration("use_sim_time").perform(context) else [],
     )]
 
 
@@ -121,8 +121,8 @@ def segment_node(context, share):
     lifecycle = IfCondition(arg("lifecycle")).evaluate(context)
     # Only the arguments the user gave override params_file: an empty one leaves the YAML's
     # value (or the node's default) in place.
-    overrides = {name: value for name in FROM_PARAMS_FILE
-                 for value in [arg(name).perform(context)] if value}
+    # The substitution itself, not its text: launch_ros reads it as YAML ("true" -> bool).
+    overrides = {name: arg(name) for name in FROM_PARAMS_FILE if arg(name).perform(context)}
     overrides["lifecycle"] = lifecycle
     if cameras:
         overrides["cameras"] = cameras

@@ -98,8 +98,8 @@ def rviz(context, share):
         name="espnet_rviz",
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", os.path.join(share, "config", "espnet.rviz")],
-        parameters=[{"use_sim_time": sim_time} for sim_time in
-                    [LaunchConfiguration("use_sim_time").perform(context)] if sim_time],
+        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}]
+        if LaunchConfiguration("use_sim_time").perform(context) else [],
     )]
 
 

@@ -149,6 +149,11 @@ def test_launch_description_loads_from_the_install_tree(ros2_env, monkeypatch):
     assert {"namespace", "image", "camera_info", "model", "backend", "device", "params_file",
             "use_sim_time", "rviz", "discovery_range", "fastdds_profile", "cameras", "lifecycle",
             "autostart"} == set(declared)
+    # Node parameters as launch arguments default to "": params_file's value stays.
+    from launch import LaunchContext
+    context = LaunchContext()
+    for name in ("model", "backend", "device", "use_sim_time"):
+        assert "".join(s.perform(context) for s in declared[name]) == "", name
 
 
 def test_segmentation_info_comments_name_what_the_node_publishes():

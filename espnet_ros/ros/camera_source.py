@@ -154,6 +154,7 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
     finally:
         if node is not None:
             node.destroy_node()
+        node = pub = info_pub = None  # freed in shutdown_ros, with the DDS participant
         shutdown_ros()
     return sent
 

@@ -158,6 +158,7 @@ def run_demo(source, out_dir, model="espnet-p2q8-cityscapes", rate=10.0, duratio
                 camera_proc.kill()
         if watcher_node is not None:
             watcher_node.destroy_node()
+        watcher = watcher_node = None  # freed in shutdown_ros, with the DDS participant
         shutdown_ros()
         camera_log.close()
     return summary

@@ -53,6 +53,7 @@ def main(args=None):
             log.info("stopping on %s", stop.name)
         if node is not None:
             node.destroy_node()
+        node = None  # freed in shutdown_ros, so its DDS participant and shared memory go too
         shutdown_ros()
     exit_now(code)
 

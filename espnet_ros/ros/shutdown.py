@@ -6,6 +6,7 @@ during shutdown must be harmless too. rclpy's own handlers are not installed: th
 KeyboardInterrupt wherever the main thread is (also inside ``destroy_node``) and turn SIGTERM
 into an exception that looks like a failure.
 """
+import gc
 import logging
 import os
 import signal
@@ -103,9 +104,19 @@ def spin_until_stopped(node, stop, done=None, period=0.1):
 
 
 def shutdown_ros():
-    """rclpy.try_shutdown() where rclpy was imported (a stop during imports comes before)."""
+    """Frees the nodes, then rclpy.try_shutdown(), where rclpy was imported (a stop during
+    imports comes before). Callers drop their own references to their nodes first.
+
+    The DDS participant, and with it Fast DDS's shared-memory segment (128 MiB of RAM with this
+    project's profiles), is deleted only when the last node object is freed. exit_now skips
+    Python's teardown, so without this every stopped node left its segment in /dev/shm until
+    someone ran ``fastdds shm clean`` (test_shm_segments), and its peers kept sending to it.
+    """
     rclpy = sys.modules.get("rclpy")
     if rclpy is not None:
+        from .rosout import stop_forwarding
+        stop_forwarding()  # the log handler holds the node
+        gc.collect()  # a node and its callbacks refer to each other
         rclpy.try_shutdown()
 
 

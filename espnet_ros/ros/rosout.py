@@ -52,8 +52,10 @@ def forward_library_logs(node):
     return handler
 
 
-def stop_forwarding(handler):
-    logging.getLogger(LIBRARY_LOGGER).removeHandler(handler)
+def stop_forwarding(handler=None):
+    """Removes ``handler`` (default: every node's), and with it the reference to its node."""
+    for old in [handler] if handler is not None else _handlers():
+        logging.getLogger(LIBRARY_LOGGER).removeHandler(old)
 
 
 def deliver_before_exit(wait_s=DELIVERY_WAIT_S, margin_s=DELIVERY_MARGIN_S):

@@ -60,7 +60,7 @@ def _runner(path, model, entry, size):
         logits = segmenter.logits(batch)
         times["forward"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        labels = segmenter._argmax(logits)[0]
+        labels = segmenter.argmax(logits)[0]
         times["argmax"] = (time.perf_counter() - start) * 1e3
         return labels, times
 

@@ -41,7 +41,11 @@ def receive(conn, process, timeout_s):
             raise RuntimeError("worker exited with code %s" % process.exitcode)
         if time.monotonic() > deadline:
             raise RuntimeError("worker sent nothing for %.0f s" % timeout_s)
-    return conn.recv()
+    try:
+        return conn.recv()
+    except EOFError:  # the worker died: its end of the pipe closed
+        process.join(5)
+        raise RuntimeError("worker exited with code %s" % process.exitcode) from None
 
 
 class WorkerPool:

@@ -1,10 +1,11 @@
 """OpenVINO backend (CPU): fp32, bf16 and int8 (NNCF post-training quantization), fixed shape.
 
 The model goes to OpenVINO through the project's ONNX export (ENet in pieces, as for
-onnxruntime). fp32 is validated against eager PyTorch like every backend. bf16 and int8 need a
-calibration file from ``espnet-ros calibrate`` (option ``calibration_file``): the calibrated
-model and its accuracy-gate result are cached beside it (backends.openvino_lowp), and a model
-that failed the gate is refused with its figures, so the fallback chain serves fp32 instead.
+onnxruntime), converted and compiled by backends.openvino_convert. fp32 is validated against
+eager PyTorch like every backend. bf16 and int8 need a calibration file from ``espnet-ros
+calibrate`` (option ``calibration_file``): the calibrated model and its accuracy-gate result
+are cached beside it (backends.openvino_lowp), and a model that failed the gate is refused
+with its figures, so the fallback chain serves fp32 instead.
 """
 from pathlib import Path
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from espnet_ros.inference.segmenter import Segmenter, planes_argmax
+from espnet_ros.inference.logits import planes_argmax
+from espnet_ros.inference.segmenter import Segmenter
 from espnet_ros.models import create_model
 
 

@@ -243,6 +243,18 @@ def test_validation_catches_a_tensor_baked_in_as_a_constant():
     assert not torch.equal(fresh_input(sample), sample)
 
 
+def test_runtime_check_gives_the_first_reason(no_cuda):
+    assert base.runtime_check("cpu", "fp32", "cpu", ("fp32",), ("json",)) is None
+    assert base.runtime_check("cuda", "fp32", "cpu") == "this backend runs on CPU only"
+    assert base.runtime_check("cpu", "fp32", "cuda") == "this backend runs on CUDA only"
+    assert base.runtime_check("cuda", "fp32", "cuda") == "no CUDA device"
+    assert base.runtime_check("cpu", "fp16", "cpu", ("fp32",)) == "fp16 is not supported (fp32 only)"
+    assert base.runtime_check("cpu", "fp16", "cpu", ("fp32", "int8")) == \
+        "fp16 is not supported (fp32, int8)"
+    assert base.runtime_check("cpu", "fp32", "cpu", None, ("json", "no_such_module_here")) \
+        .startswith("no_such_module_here is not importable: No module named")
+
+
 # -- torch2trt logic without TensorRT --------------------------------------------------------
 
 def test_torch2trt_is_unavailable_here_with_a_reason(no_cuda):

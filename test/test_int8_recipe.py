@@ -7,7 +7,7 @@ import torch
 from test_lowp import _images
 
 from espnet_ros.cli import calibrate as calibrate_cli
-from espnet_ros.inference.backends.artifact_cache import cache_key
+from espnet_ros.inference.artifact_cache import cache_key
 from espnet_ros.inference.calibration import CalibrationSpec, FrameSet, load_spec, write_spec
 from espnet_ros.inference.calibration import sensitivity as sens
 from espnet_ros.inference.calibration.frames import read_frame_sets, read_frames
@@ -105,7 +105,7 @@ def test_int8_leaves_adds_concats_and_batchnorms_and_kept_blocks_in_fp32_kept_bl
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     from espnet_ros.inference.backends import openvino_lowp as lowp
-    from espnet_ros.inference.backends.openvino_backend import convert_pieces
+    from espnet_ros.inference.backends.openvino_convert import convert_pieces
     torch.manual_seed(0)
     model, _ = create_model("espnet-p2q3-cityscapes", pretrained=False)
     ov_model = convert_pieces(model.eval(), torch.randn(1, 3, 32, 64))["model"]

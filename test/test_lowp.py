@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from espnet_ros.cli import main
+from espnet_ros.inference.artifact_cache import cache_key
 from espnet_ros.inference.backends import BackendUnavailable, create_backend
 from espnet_ros.inference.backends import openvino_backend as ov_backend
 from espnet_ros.inference.backends import openvino_lowp as lowp
-from espnet_ros.inference.backends.artifact_cache import cache_key
 from espnet_ros.inference.calibration import (
     CalibrationSpec,
     FrameSet,

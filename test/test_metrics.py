@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from espnet_ros.metrics import ConfusionMatrix, mean_of_groups
 from espnet_ros.training.losses import SegmentationLoss, class_weights
-from espnet_ros.training.metrics import ConfusionMatrix, mean_of_groups
 
 
 def brute_force_iou(preds, gts, classes, ignore=255):

@@ -55,6 +55,21 @@ def test_forward_shapes_for_every_variant_and_odd_sizes(name, height, width):
     assert tuple(out.shape) == expected
 
 
+@pytest.mark.parametrize("arch", ["espnet-a", "espnet-b", "espnet-c"])
+def test_the_encoder_variant_follows_the_arch_alone(arch):
+    """The zoo entry and a trained checkpoint's entry (whose arch_args name no variant) both
+    build the variant their arch names; an explicit variant in arch_args still wins."""
+    entry = zoo.get(arch)
+    assert "variant" not in entry.arch_args
+    assert build(entry).variant == arch[-1].upper()
+    assert build(entry._replace(arch_args=dict(entry.arch_args, variant="A"))).variant == "A"
+
+
+def test_an_unknown_architecture_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown architecture 'segnet'"):
+        build(zoo.get("enet")._replace(arch="segnet"))
+
+
 @pytest.mark.parametrize("classes", [1, 2, 3, 19, 40])
 def test_models_build_for_any_class_count(classes):
     for model in (ESPNet(classes, 1, 1, k=4), ENet(classes), ESPNetEncoder(classes, 1, 1),

@@ -1,4 +1,4 @@
-"""Pipeline.run: the one frame path (labels, colour mask, overlay, confidence, timing)."""
+"""Pipeline.run: labels, colour mask, overlay, confidence and timing of one frame."""
 import logging
 
 import cv2

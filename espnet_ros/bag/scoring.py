@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..training.metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix
 from .io import IGNORE, BagError
 
 

@@ -6,18 +6,20 @@ The parent runs the workers one at a time in interleaved rounds, so each round's
 ``eager time / candidate time`` is taken under the same machine load; the report gives the
 median over rounds. Label agreement with eager is computed on real frames.
 """
-import multiprocessing
 import os
 import sys
 import time
 from collections import OrderedDict
 from typing import NamedTuple, Optional, Tuple
 
+from ..metrics import label_agreement
 from . import stats
+from .workers import WorkerPool, serve
 
 # Cumulative steps: each candidate adds one step to the previous one ("compile" unless skipped).
 STEP_SEQUENCE = ("fold_bn", "channels_last", "malloc_reuse", "compile", "flush_denormal")
 MIN_AGREEMENT = 0.999
+GOAL = 2.5  # speed-up over plain eager asked of the CPU path (ESPNet p2q8, 1024x512)
 
 
 class Candidate(NamedTuple):
@@ -65,9 +67,9 @@ def _build_forward(candidate, model, entry, shape):
     return cpu_optim.optimize_cpu(model, candidate.steps, candidate.threads)
 
 
-def _worker(conn, candidate, model_name, size, frames, pretrained):
-    """Builds one candidate, sends its labels on every frame, then times on request."""
-    try:
+def _worker(conn, spawned_at, candidate, model_name, size, frames, pretrained):
+    """Builds one candidate, sends its labels on every frame, then times its forward."""
+    def prepare():
         late = candidate.env and "torch" in sys.modules  # too late for OpenMP to read it
         os.environ.update(dict(candidate.env))
         import torch
@@ -87,38 +89,16 @@ def _worker(conn, candidate, model_name, size, frames, pretrained):
             labels = [forward(batch).argmax(1)[0].numpy().astype("uint8") for batch in batches]
             for _ in range(2):  # warm-up (first-call allocations, oneDNN primitive creation)
                 forward(batches[0])
-        conn.send(("ready", notes, labels, torch.get_num_threads()))
-        while True:
-            message = conn.recv()
-            if message[0] != "time":
-                break
-            times = []
+
+        def measure():
             with torch.no_grad():
-                for _ in range(message[1]):
-                    start = time.perf_counter()
-                    forward(batches[0])
-                    times.append((time.perf_counter() - start) * 1e3)
-            conn.send(times)
-    except Exception as exc:  # reported to the parent, which marks the candidate failed
-        conn.send(("error", "%s: %s" % (type(exc).__name__, exc)))
-    finally:
-        conn.close()
+                start = time.perf_counter()
+                forward(batches[0])
+                return (time.perf_counter() - start) * 1e3
 
+        return (notes, labels, torch.get_num_threads()), measure
 
-def _receive(conn, process, timeout_s):
-    """The worker's next message; raises RuntimeError when it died or hangs."""
-    deadline = time.monotonic() + timeout_s
-    while not conn.poll(0.5):
-        if not process.is_alive():
-            raise RuntimeError("worker exited with code %s" % process.exitcode)
-        if time.monotonic() > deadline:
-            raise RuntimeError("worker sent nothing for %.0f s" % timeout_s)
-    return conn.recv()
-
-
-def _agreement(reference, labels):
-    rates = [float((a == b).mean()) for a, b in zip(reference, labels)]
-    return min(rates), sum(rates) / len(rates)
+    serve(conn, prepare)
 
 
 def run_cpu_study(model_name, size, frames, candidates=None, rounds=7, iterations=3,
@@ -127,56 +107,24 @@ def run_cpu_study(model_name, size, frames, candidates=None, rounds=7, iteration
     candidates = list(candidates or default_candidates())
     if candidates[0].kind != "torch" or candidates[0].steps:
         raise ValueError("the first candidate must be plain eager PyTorch (the reference)")
-    context = multiprocessing.get_context("spawn")  # fresh processes: no inherited settings
-    workers = OrderedDict()
     results = OrderedDict()
-    try:
-        started = []
+    with WorkerPool(timeout_s, log) as pool:
         for candidate in candidates:  # all start at once: their imports overlap
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, daemon=True,
-                                      args=(child, candidate, model_name, tuple(size), frames,
-                                            pretrained))
-            process.start()
-            child.close()
-            started.append((candidate, process, parent))
-        for candidate, process, parent in started:
-            try:
-                reply = _receive(parent, process, timeout_s)
-            except RuntimeError as exc:
-                reply = ("error", str(exc))
+            pool.launch(candidate.name, _worker, candidate, model_name, tuple(size), frames,
+                        pretrained)
+        for candidate in candidates:
+            reply = pool.ready(candidate.name)
             if reply[0] == "error":
-                log("%s: failed: %s" % (candidate.name, reply[1]))
                 results[candidate.name] = {"candidate": candidate, "error": reply[1]}
-                process.join(5)
                 continue
             _, notes, labels, threads = reply
-            workers[candidate.name] = (process, parent)
             results[candidate.name] = {"candidate": candidate, "notes": notes, "labels": labels,
-                                       "threads": threads, "round_ms": []}
+                                       "threads": threads}
             log("%s: ready (%s)" % (candidate.name, ", ".join(notes)))
-        for index in range(rounds):
-            for name, (_, conn) in workers.items():
-                conn.send(("time", iterations))
-                results[name]["round_ms"].append(
-                    stats.median(_receive(conn, workers[name][0], timeout_s)))
-            log("round %d/%d: %s" % (index + 1, rounds, ", ".join(
-                "%s %.0f" % (n, results[n]["round_ms"][-1]) for n in workers)))
-    finally:
-        stop_workers(workers)
+        timings = pool.time_rounds(rounds, iterations, stats.median)
+    for name, per_round in timings.items():
+        results[name]["round_ms"] = [stats.median(times) for times in per_round]
     return summarize(model_name, size, results, rounds, iterations, frames)
-
-
-def stop_workers(workers):
-    """Asks every (process, connection) of ``workers`` to stop; terminates those that hang."""
-    for process, conn in workers.values():
-        try:
-            conn.send(("stop",))
-        except (OSError, BrokenPipeError):
-            pass
-        process.join(10)
-        if process.is_alive():
-            process.terminate()
 
 
 def summarize(model_name, size, results, rounds, iterations, frames):
@@ -199,7 +147,7 @@ def summarize(model_name, size, results, rounds, iterations, frames):
         if previous_ok is not None and candidate.kind == "torch":
             row["step_gain"] = stats.median(stats.paired_ratios(previous_ok["round_ms"],
                                                                 result["round_ms"]))
-        row["agreement_min"], row["agreement_mean"] = _agreement(reference["labels"],
+        row["agreement_min"], row["agreement_mean"] = label_agreement(reference["labels"],
                                                                  result["labels"])
         row["round_ms"] = [round(v, 2) for v in result["round_ms"]]
         rows.append(row)

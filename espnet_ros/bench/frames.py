@@ -34,6 +34,26 @@ def real_frames(root=None, camvid=4):
     return frames
 
 
+SAMPLE = "frankfurt_000000_000294_leftImg8bit.png"   # the Cityscapes sample bench system uses
+
+
+def system_frame(path=None):
+    """(BGR image, name) that ``bench system`` resizes to each resolution: ``path``, else the
+    Cityscapes sample of the data folder, else (None, "synthetic"). Raises ValueError when
+    ``path`` cannot be read."""
+    if path is None:
+        root = data_root()
+        if root is None:
+            return None, "synthetic"
+        path = root / "cityscapes_samples" / SAMPLE
+        if not path.is_file():
+            return None, "synthetic"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("cannot read image %s" % path)
+    return image, Path(path).name
+
+
 def synthetic_frame(width, height, seed=0):
     """A smooth random colour image (blurred noise), so that labels are not all one class."""
     rng = np.random.default_rng(seed)

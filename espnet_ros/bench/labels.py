@@ -9,13 +9,13 @@ load hits both alike. Every stage (preprocess, forward, argmax) is timed too, an
 compared with the reference's on real frames. bf16 / int8 rows carry their accuracy-gate
 result; a model that failed the gate is still timed here (speed only) and marked so.
 """
-import multiprocessing
 import time
 from collections import OrderedDict
 from typing import NamedTuple, Optional
 
+from ..metrics import label_agreement
 from . import stats
-from .cpu import _receive, stop_workers
+from .workers import WorkerPool, serve
 
 GOAL, MOONSHOT = 5.0, 8.0   # image -> labels speed-up over the original code (p2q8, 1024x512)
 
@@ -60,7 +60,7 @@ def _runner(path, model, entry, size):
         logits = segmenter.logits(batch)
         times["forward"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        labels = segmenter._argmax(logits)[0]
+        labels = segmenter.argmax(logits)[0]
         times["argmax"] = (time.perf_counter() - start) * 1e3
         return labels, times
 
@@ -69,8 +69,8 @@ def _runner(path, model, entry, size):
     return run, notes, gate._asdict() if gate is not None else None
 
 
-def _worker(conn, path, model_name, size, frames, pretrained, spawned_at):
-    try:
+def _worker(conn, spawned_at, path, model_name, size, frames, pretrained):
+    def prepare():
         import torch
 
         from ..models import create_model
@@ -83,21 +83,19 @@ def _worker(conn, path, model_name, size, frames, pretrained, spawned_at):
         labels = [first.copy()] + [run(image)[0].copy() for _, image in frames[1:]]
         for _ in range(2):
             run(frames[0][1])
-        conn.send(("ready", notes, labels, first_label, gate))
-        while True:
-            message = conn.recv()
-            if message[0] != "time":
-                break
-            results = []
-            for _ in range(message[1]):
-                start = time.perf_counter()
-                _, stages = run(frames[0][1])
-                results.append(((time.perf_counter() - start) * 1e3, stages))
-            conn.send(results)
-    except Exception as exc:  # reported to the parent, which marks the path failed
-        conn.send(("error", "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0][:300])))
-    finally:
-        conn.close()
+
+        def measure():
+            start = time.perf_counter()
+            _, stages = run(frames[0][1])
+            return (time.perf_counter() - start) * 1e3, stages
+
+        return (notes, labels, first_label, gate), measure
+
+    serve(conn, prepare)
+
+
+def _round_total(results):
+    return stats.median([total for total, _ in results])
 
 
 def run_labels_study(model_name, size, frames, paths, rounds=7, iterations=3, pretrained=True,
@@ -105,45 +103,27 @@ def run_labels_study(model_name, size, frames, paths, rounds=7, iterations=3, pr
     """Measures ``paths`` (the first must be the original code) on ``frames``[0]; a dict."""
     if paths[0].backend is not None:
         raise ValueError("the first path must be the original code (the reference)")
-    context = multiprocessing.get_context("spawn")
-    workers, results = OrderedDict(), OrderedDict()
-    try:
+    results = OrderedDict()
+    with WorkerPool(timeout_s, log) as pool:
         for path in paths:   # one at a time: first-label times without other starts
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, daemon=True,
-                                      args=(child, path, model_name, tuple(size), frames,
-                                            pretrained, time.time()))
-            process.start()
-            child.close()
-            try:
-                reply = _receive(parent, process, timeout_s)
-            except RuntimeError as exc:
-                reply = ("error", str(exc))
+            pool.launch(path.name, _worker, path, model_name, tuple(size), frames, pretrained)
+            reply = pool.ready(path.name)
             if reply[0] == "error":
-                log("%s: failed: %s" % (path.name, reply[1]))
                 results[path.name] = {"path": path, "error": reply[1]}
-                process.join(5)
                 continue
             _, notes, labels, first_label, gate = reply
-            workers[path.name] = (process, parent)
             results[path.name] = {"path": path, "notes": notes, "labels": labels,
-                                  "first_label_s": first_label, "gate": gate, "rounds": []}
+                                  "first_label_s": first_label, "gate": gate}
             log("%s: ready, first labels %.1f s after build start (%.1f s after process start)"
                 % (path.name, first_label[0], first_label[1]))
-        for index in range(rounds):
-            for name, (process, conn) in workers.items():
-                conn.send(("time", iterations))
-                results[name]["rounds"].append(_receive(conn, process, timeout_s))
-            log("round %d/%d: %s" % (index + 1, rounds, ", ".join(
-                "%s %.0f" % (n, stats.median([t for t, _ in results[n]["rounds"][-1]]))
-                for n in workers)))
-    finally:
-        stop_workers(workers)
+        timings = pool.time_rounds(rounds, iterations, _round_total)
+    for name, per_round in timings.items():
+        results[name]["rounds"] = per_round
     return summarize(model_name, size, frames, results, rounds, iterations)
 
 
 def _round_medians(rounds):
-    totals = [stats.median([t for t, _ in r]) for r in rounds]
+    totals = [_round_total(r) for r in rounds]
     stages = OrderedDict()
     for name in rounds[0][0][1]:
         stages[name] = stats.median([stats.median([s[name] for _, s in r]) for r in rounds])
@@ -172,8 +152,8 @@ def summarize(model_name, size, frames, results, rounds, iterations):
         row["speedup"] = stats.median(stats.paired_ratios(ref_totals, totals))
         row["round_ms"] = [round(v, 2) for v in totals]
         row["first_label_build_s"], row["first_label_process_s"] = result["first_label_s"]
-        rates = [float((a == b).mean()) for a, b in zip(reference["labels"], result["labels"])]
-        row["agreement_min"], row["agreement_mean"] = min(rates), sum(rates) / len(rates)
+        row["agreement_min"], row["agreement_mean"] = label_agreement(reference["labels"],
+                                                                      result["labels"])
         row["gate"] = result["gate"]
         rows.append(row)
     return OrderedDict([("model", model_name), ("size", "%dx%d" % tuple(size)),

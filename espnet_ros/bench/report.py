@@ -1,5 +1,10 @@
-"""Benchmark reports: Markdown tables, JSON for regression tracking, PNG plots (matplotlib Agg)."""
+"""Benchmark reports: Markdown tables, JSON for regression tracking, PNG plots (matplotlib Agg).
+
+``write_reports`` for ``bench system``, ``write_cpu_report`` and ``write_labels_report`` for the
+two studies of ``bench cpu``.
+"""
 import json
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -340,3 +345,48 @@ def write_reports(result, out_dir, accuracy=None, plots=True):
             paths["accuracy_plot"] = out_dir / "accuracy_vs_fps.png"
             plot_accuracy(result, accuracy, paths["accuracy_plot"])
     return paths
+
+
+def load_text():
+    """The machine's load averages, for a report to say under what load it was measured."""
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def write_cpu_report(result, out_dir):
+    """bench_cpu.json and bench_cpu.md of the CPU steps study (``bench.cpu``) in ``out_dir``;
+    returns (the Markdown text, the JSON path)."""
+    from .cpu import GOAL, format_table
+    out_dir = Path(out_dir)
+    verdict = "no candidate kept >= 99.9 % agreement"
+    if result["best"]:
+        verdict = "best: %s, x%.2f the throughput of plain eager (goal x%.1f: %s)" % (
+            result["best"], result["best_speedup"], GOAL,
+            "met" if result["best_speedup"] >= GOAL else "not met")
+    text = "%s\n\n%s\n\n%s at %s, %d rounds x %d forwards, %d CPU(s), frames: %s\n`%s`\n" % (
+        format_table(result), verdict, result["model"], result["size"], result["rounds"],
+        result["iterations_per_round"], os.cpu_count(), ", ".join(result["frames"]),
+        result["command"])
+    path = out_dir / "bench_cpu.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    (out_dir / "bench_cpu.md").write_text(text)
+    return text, path
+
+
+def write_labels_report(results, command, out_dir):
+    """bench_cpu_labels.json and bench_cpu_labels.md of the image -> labels study
+    (``bench.labels``, one result per model) in ``out_dir``; returns (the Markdown text, the
+    JSON path)."""
+    from .labels import format_table, verdict
+    out_dir = Path(out_dir)
+    sections = []
+    for result in results:
+        sections.append("### %s at %s, frame %s (%s), %d rounds x %d\n\n%s\n\n%s\n%s, %d CPU(s)\n"
+                        % (result["model"], result["size"], result["frame"], result["frame_size"],
+                           result["rounds"], result["iterations_per_round"],
+                           format_table(result), verdict(result), result["load"],
+                           os.cpu_count()))
+    text = "\n".join(sections) + "`%s`\n" % command
+    path = out_dir / "bench_cpu_labels.json"
+    path.write_text(json.dumps(results, indent=1, default=str))
+    (out_dir / "bench_cpu_labels.md").write_text(text)
+    return text, path

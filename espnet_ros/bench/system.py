@@ -3,10 +3,12 @@ utilization, and GPU-frequency sensitivity.
 
 For each (model, backend, resolution): a segmenter is built on that backend with no fallback
 (a row names the backend that really ran, or why it could not), warmed up (engine builds and
-first-call costs stay outside every window), then timed end to end (uint8 frame in, labels
-out) for ``iterations`` frames while peak memory, CPU/GPU/memory utilization and, where a
-power source exists, energy are measured over the same window. With ``gpu_sweep`` each model
-is timed again at several pinned GPU clocks (``bench.frequency``), power included.
+first-call costs stay outside every window), then timed end to end for ``iterations`` frames:
+``Segmenter.segment(frame)``, uint8 frame in, labels at the frame's size out (preprocessing,
+forward, argmax, resize; no colour mask or overlay, which ``Pipeline.run`` would add), while
+peak memory, CPU/GPU/memory utilization and, where a power source exists, energy are measured
+over the same window. With ``gpu_sweep`` each model is timed again at several pinned GPU
+clocks (``bench.frequency``), power included.
 """
 import contextlib
 import importlib

@@ -11,8 +11,6 @@
   sub-subcommand with ``add_parser(bench_subparsers)``; a missing one is skipped.
 """
 import importlib
-import json
-import os
 from pathlib import Path
 
 from ..bench.cpu import STEP_SEQUENCE
@@ -20,7 +18,6 @@ from . import CommandError
 from .predict import parse_size
 
 SIBLINGS = ("bench_node", "bench_cameras")
-CPU_GOAL = 2.5  # speed-up over plain eager asked of the CPU path (ESPNet p2q8, 1024x512)
 
 
 def _csv(text):
@@ -163,27 +160,11 @@ def add_parser(sub):
         module.add_parser(bench_sub)
 
 
-def _load_image(path):
-    import cv2
-
-    from ..bench.frames import data_root
-    if path is None:
-        root = data_root()
-        if root is None:
-            return None, "synthetic"
-        path = root / "cityscapes_samples" / "frankfurt_000000_000294_leftImg8bit.png"
-        if not path.is_file():
-            return None, "synthetic"
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CommandError("cannot read image %s" % path)
-    return image, Path(path).name
-
-
 def run_system(args):
     import torch
 
     from ..bench import report
+    from ..bench.frames import system_frame
     from ..bench.system import SystemConfig
     from ..bench.system import run_system as run
     from ..models import zoo
@@ -198,7 +179,10 @@ def run_system(args):
         raise CommandError("--utilization-interval must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
-    image, image_name = _load_image(args.image)
+    try:
+        image, image_name = system_frame(args.image)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     accuracy = report.load_accuracy(args.eval) if args.eval else None
     config = SystemConfig(models=args.models, backends=args.backends, sizes=args.sizes,
                           iterations=args.iterations, warmup=args.warmup, device=args.device,
@@ -221,7 +205,7 @@ def run_system(args):
 
 
 def run_cpu(args):
-    from ..bench import cpu
+    from ..bench import cpu, report
     from ..bench.frames import real_frames, synthetic_frame
     from ..models import zoo
     try:
@@ -249,25 +233,10 @@ def run_cpu(args):
     result = cpu.run_cpu_study(args.model, args.size, frames, candidates, args.rounds,
                                args.iterations, pretrained=bool(entry.weights_file))
     result["command"] = _cpu_command(args)
-    table = cpu.format_table(result)
-    (args.out / "bench_cpu.json").write_text(json.dumps(result, indent=1, default=str))
-    verdict = "no candidate kept >= 99.9 % agreement"
-    if result["best"]:
-        verdict = "best: %s, x%.2f the throughput of plain eager (goal x%.1f: %s)" % (
-            result["best"], result["best_speedup"], CPU_GOAL,
-            "met" if result["best_speedup"] >= CPU_GOAL else "not met")
-    text = "%s\n\n%s\n\n%s at %s, %d rounds x %d forwards, %d CPU(s), frames: %s\n`%s`\n" % (
-        table, verdict, result["model"], result["size"], result["rounds"],
-        result["iterations_per_round"], os.cpu_count(), ", ".join(result["frames"]),
-        result["command"])
-    (args.out / "bench_cpu.md").write_text(text)
+    text, path = report.write_cpu_report(result, args.out)
     print(text, end="")
-    print("written: %s" % (args.out / "bench_cpu.json"))
+    print("written: %s" % path)
     return 0
-
-
-def _load_text():
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def _calibrations(paths, models):
@@ -288,7 +257,7 @@ def _calibrations(paths, models):
 
 def run_labels(args, frames):
     """The image -> labels study for each model; writes bench_cpu_labels.{json,md}."""
-    from ..bench import labels
+    from ..bench import labels, report
     from ..models import zoo
     models = args.models or (args.model,)
     for name in models:
@@ -297,23 +266,16 @@ def run_labels(args, frames):
         except KeyError as exc:
             raise CommandError(str(exc).strip('"')) from exc
     calibrations = _calibrations(args.calibration, models)
-    results, sections = [], []
+    results = []
     for name in models:
-        load_before = _load_text()
+        load_before = report.load_text()
         paths = labels.default_paths(calibrations[name], openvino=not args.no_openvino)
         result = labels.run_labels_study(name, args.size, frames, paths, args.rounds,
                                          args.iterations,
                                          pretrained=bool(zoo.get(name).weights_file))
-        result["load"] = "before: %s; after: %s" % (load_before, _load_text())
+        result["load"] = "before: %s; after: %s" % (load_before, report.load_text())
         result["command"] = _cpu_command(args)
         results.append(result)
-        sections.append("### %s at %s, frame %s (%s), %d rounds x %d\n\n%s\n\n%s\n%s, %d CPU(s)\n"
-                        % (name, result["size"], result["frame"], result["frame_size"],
-                           result["rounds"], result["iterations_per_round"],
-                           labels.format_table(result), labels.verdict(result), result["load"],
-                           os.cpu_count()))
-    text = "\n".join(sections) + "`%s`\n" % _cpu_command(args)
-    (args.out / "bench_cpu_labels.json").write_text(json.dumps(results, indent=1, default=str))
-    (args.out / "bench_cpu_labels.md").write_text(text)
+    text, path = report.write_labels_report(results, _cpu_command(args), args.out)
     print(text, end="")
-    print("written: %s" % (args.out / "bench_cpu_labels.json"))
+    print("written: %s" % path)

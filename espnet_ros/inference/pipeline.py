@@ -1,9 +1,11 @@
-"""Image in, labels and renderings out: the one frame path of the node and every tool.
+"""Image in, labels and renderings out: a ``Segmenter`` plus the colour mask, overlay and
+confidence.
 
 ``Pipeline.run(image)`` preprocesses, runs the backend, takes the argmax, sizes the labels and
-paints the colour mask, the overlay and the confidence that were asked for. ``predict``,
-``bag eval``, the benchmarks and the ROS node all call it, so a number measured offline
-describes what the node does. ROS-free.
+paints the colour mask, the overlay and the confidence that were asked for; it is
+``render(image, infer(image))``. ``predict``, ``bag eval`` and the in-process reference of
+``bench node`` call ``run``; the ROS node calls ``infer_batch`` on its model thread and
+``render`` on its publish thread (see ros/segment_node.py). ROS-free.
 """
 import time
 from typing import NamedTuple, Optional

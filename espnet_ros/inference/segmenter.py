@@ -1,12 +1,18 @@
-"""Image -> labels: the one inference path shared by the node and every offline tool."""
+"""Image -> labels: a zoo model on a backend (``Segmenter``).
+
+The checkpoint's preprocessing, the forward call, the argmax (inference.logits) and, when asked,
+the labels resized to the image. ``Pipeline`` wraps it with the renderings for the node,
+``predict`` and ``bag eval``; ``eval``, training's validation and the benchmarks call it
+directly, so they run the same preprocessing, forward and argmax as the node.
+"""
 import time
 from typing import List, NamedTuple
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..models import create_model
+from .logits import argmax_labels, max_probability, model_logits
 from .preprocess import Preprocessor
 from .resize import resize_to
 
@@ -15,20 +21,6 @@ class Timing(NamedTuple):
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
-
-
-def planes_argmax(logits, out):
-    """argmax over the channels of NCHW ``logits`` into ``out`` (uint8 NxHxW), first maximum on
-    ties as torch.argmax. A running maximum over the contiguous class planes: torch.argmax(1)
-    strides across them (measured at 1024x512, 20 classes: 100 ms against 30 ms, 2 threads)."""
-    best = logits[:, 0].clone()
-    out.zero_()
-    for c in range(1, logits.shape[1]):
-        plane = logits[:, c]
-        better = plane > best
-        torch.maximum(best, plane, out=best)
-        out.masked_fill_(better, c)
-    return out
 
 
 class Segmenter:
@@ -84,14 +76,7 @@ class Segmenter:
 
     def logits(self, batch):
         """Full model-resolution logits for a preprocessed batch."""
-        with torch.no_grad():
-            out = self.forward(batch)
-        if out.shape[2:] != batch.shape[2:]:
-            # Encoder-only variants predict at 1/8; the original code upsamples the logits x8
-            # bilinearly with align_corners=True before the argmax.
-            out = F.interpolate(out.float(), size=batch.shape[2:], mode="bilinear",
-                                align_corners=True)
-        return out
+        return model_logits(self.forward, batch)
 
     def predict(self, images, order="bgr", confidence=False):
         """Labels (uint8 HxW) per image at the model's resolution, and with ``confidence`` the
@@ -103,8 +88,8 @@ class Segmenter:
         batch = self.preprocess(images, order)
         t1 = time.perf_counter()
         logits = self.logits(batch)
-        labels = self._argmax(logits)
-        probability = self._max_probability(logits) if confidence else None
+        labels = self.argmax(logits)
+        probability = max_probability(logits) if confidence else None
         t2 = time.perf_counter()
         self.last_timing = Timing((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
         return list(labels), (list(probability) if confidence else None)
@@ -123,19 +108,7 @@ class Segmenter:
     def segment(self, image, order="bgr", output_size="input") -> np.ndarray:
         return self.segment_batch([image], order, output_size)[0]
 
-    def _argmax(self, logits):
-        shape = (logits.shape[0],) + tuple(logits.shape[2:])
-        if self._labels is None or tuple(self._labels.shape) != shape:
-            self._labels = torch.empty(shape, dtype=torch.uint8)
-        if logits.device.type == "cpu" and logits.dim() == 4 and logits.is_contiguous():
-            planes_argmax(logits, self._labels)
-        else:
-            self._labels.copy_(logits.argmax(1))
+    def argmax(self, logits):
+        """Labels (uint8 NxHxW array) of ``logits``, in a buffer reused by the next call."""
+        self._labels = argmax_labels(logits, self._labels)
         return self._labels.numpy()
-
-    @staticmethod
-    def _max_probability(logits):
-        """max softmax = 1 / sum(exp(logit - max logit)), without a full softmax tensor."""
-        logits = logits.float()
-        top = logits.max(1, keepdim=True)[0]
-        return torch.reciprocal(torch.exp(logits - top).sum(1)).cpu().numpy()

@@ -1,26 +1,31 @@
 """Models: ESPNet variants, ENet, ERFNet, the zoo of named checkpoints and weight resolution."""
+import functools
+
 from . import registry, zoo
 from .enet import ENet
 from .erfnet import ERFNet, ERFNetEncoder
 from .espnet import ESPNet, ESPNetEncoder
 from .weights import WeightsError, load_state_dict, resolve
 
+# Each architecture's builder; a zoo entry's arch_args are its keyword arguments.
+BUILDERS = {
+    "espnet": ESPNet,
+    "espnet-a": functools.partial(ESPNetEncoder, variant="A"),
+    "espnet-b": functools.partial(ESPNetEncoder, variant="B"),
+    "espnet-c": functools.partial(ESPNetEncoder, variant="C"),
+    "enet": ENet,
+    "erfnet": ERFNet,
+    "erfnet-encoder": ERFNetEncoder,
+}
+
 
 def build(entry):
     """Instantiates the architecture of a zoo entry (random weights)."""
-    args = dict(entry.arch_args)
-    if entry.arch == "espnet":
-        return ESPNet(**args)
-    if entry.arch == "enet":
-        return ENet(**args)
-    if entry.arch == "erfnet":
-        return ERFNet(**args)
-    if entry.arch == "erfnet-encoder":
-        return ERFNetEncoder(**args)
-    if entry.arch in ("espnet-a", "espnet-b", "espnet-c"):
-        args.setdefault("variant", entry.arch[-1].upper())
-        return ESPNetEncoder(**args)
-    raise ValueError("unknown architecture %r" % entry.arch)
+    try:
+        builder = BUILDERS[entry.arch]
+    except KeyError:
+        raise ValueError("unknown architecture %r" % entry.arch) from None
+    return builder(**entry.arch_args)
 
 
 def create_model(name, weights=None, pretrained=True, allow_download=True):
@@ -70,5 +75,5 @@ def state_mismatch(expected, given):
         first, len(shapes), len(missing), len(unexpected))
 
 
-__all__ = ["ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError", "build",
-           "create_model", "load_state_dict", "resolve", "state_mismatch", "zoo"]
+__all__ = ["BUILDERS", "ENet", "ERFNet", "ERFNetEncoder", "ESPNet", "ESPNetEncoder", "WeightsError",
+           "build", "create_model", "load_state_dict", "resolve", "state_mismatch", "zoo"]

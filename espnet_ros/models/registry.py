@@ -1,7 +1,7 @@
 """Zoo entries stored in training checkpoints, and their registration in the zoo.
 
-A checkpoint written by ``espnet-ros train`` (``espnet_ros.training.checkpoint``) is a dict
-loadable with ``torch.load(weights_only=True)``::
+A checkpoint written by ``espnet-ros train`` (``checkpoint_dict`` here, written atomically by
+``espnet_ros.training.checkpoint``) is a dict loadable with ``torch.load(weights_only=True)``::
 
     format      "espnet_ros.checkpoint/1"
     model       the state dict (what ``create_model(name, weights=path)`` loads)
@@ -46,6 +46,15 @@ def entry_to_dict(entry: ModelEntry) -> dict:
         "description": entry.description,
         "label_ids": list(entry.label_ids) if entry.label_ids is not None else None,
     }
+
+
+def checkpoint_dict(state_dict, entry: ModelEntry, metrics: dict, train_state=None) -> dict:
+    """A checkpoint of the format above (``train_state`` only for resumable ones)."""
+    data = {"format": FORMAT, "model": state_dict, "entry": entry_to_dict(entry),
+            "metrics": metrics}
+    if train_state is not None:
+        data["train_state"] = train_state
+    return data
 
 
 def entry_from_dict(meta: dict, name=None) -> ModelEntry:

@@ -1,4 +1,6 @@
-"""The model zoo: one named entry per architecture and per published checkpoint.
+"""The model zoo: one named entry per architecture (``UNTRAINED``) and per published checkpoint
+(``PUBLISHED``), each written out in full; ``models.BUILDERS`` maps an entry's ``arch`` to the
+class that builds it.
 
 Everything needed to use a checkpoint correctly lives in its entry: architecture arguments,
 classes, palette, the input normalization the weights were trained with, native input size,
@@ -70,73 +72,81 @@ class ModelEntry(NamedTuple):
 # Architectures whose logits are at 1/8 of the input (first training stages, ESPNet-A/B/C).
 ENCODER_ARCHS = ("espnet-a", "espnet-b", "espnet-c", "erfnet-encoder")
 
-_ZOO = OrderedDict()
-
-
-def _register(entry):
-    _ZOO[entry.name] = entry
-    return entry
-
-
-def _espnet_args(q, decoder_skip=None, classes=20):
-    args = {"classes": classes, "alpha2": 2, "alpha3": q, "k": 5}
-    if decoder_skip:
-        args["decoder_skip"] = decoder_skip
-    return args
-
-
 _CITY = dict(classes=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE, normalization=CITYSCAPES_NORM,
              input_size=(1024, 512), void_id=19, dataset="cityscapes",
              label_ids=CITYSCAPES_TRAINID_TO_LABELID)
+_CITY_PUBLISHED = dict(licence=ORIGINAL_LICENCE, **_CITY)
 
-for _arch, _desc in (("espnet", "ESPNet: ESPNet-C encoder + reduce-upsample-merge decoder"),
-                     ("espnet-a", "ESPNet-A: plain stack of ESP modules, 1/8 output"),
-                     ("espnet-b", "ESPNet-B: ESPNet-A with shared level features, 1/8 output"),
-                     ("espnet-c", "ESPNet-C: ESPNet-B with input reinforcement, 1/8 output")):
-    _args = _espnet_args(8, "l1" if _arch == "espnet" else None)
-    if _arch in ("espnet-a", "espnet-b"):
-        _args["variant"] = _arch[-1].upper()
-    _register(ModelEntry(name=_arch, arch=_arch, arch_args=_args,
-                         description=_desc + " (architecture, no weights)", **_CITY))
-_register(ModelEntry(name="enet", arch="enet", arch_args={"classes": 20},
-                     description="ENet (Paszke et al. 2016), the paper's baseline (no weights)",
-                     **_CITY))
-_register(ModelEntry(name="erfnet", arch="erfnet", arch_args={"classes": 20},
-                     description="ERFNet (Romera et al. 2017), the paper's second baseline "
-                                 "(no weights)", **_CITY))
+# The architectures, Cityscapes-shaped, without weights (training from scratch, benchmarks).
+UNTRAINED = (
+    ModelEntry(name="espnet", arch="espnet",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 8, "k": 5, "decoder_skip": "l1"},
+               description="ESPNet: ESPNet-C encoder + reduce-upsample-merge decoder "
+                           "(architecture, no weights)", **_CITY),
+    ModelEntry(name="espnet-a", arch="espnet-a",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 8, "k": 5},
+               description="ESPNet-A: plain stack of ESP modules, 1/8 output "
+                           "(architecture, no weights)", **_CITY),
+    ModelEntry(name="espnet-b", arch="espnet-b",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 8, "k": 5},
+               description="ESPNet-B: ESPNet-A with shared level features, 1/8 output "
+                           "(architecture, no weights)", **_CITY),
+    ModelEntry(name="espnet-c", arch="espnet-c",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 8, "k": 5},
+               description="ESPNet-C: ESPNet-B with input reinforcement, 1/8 output "
+                           "(architecture, no weights)", **_CITY),
+    ModelEntry(name="enet", arch="enet", arch_args={"classes": 20},
+               description="ENet (Paszke et al. 2016), the paper's baseline (no weights)", **_CITY),
+    ModelEntry(name="erfnet", arch="erfnet", arch_args={"classes": 20},
+               description="ERFNet (Romera et al. 2017), the paper's second baseline "
+                           "(no weights)", **_CITY),
+)
 
-_SHA = {
-    "decoder/espnet_p_2_q_3.pth": "8f3eb198fb15e5da7fa8d258d5f0fc4a4213e1124f415f6fc54d2772d585a7fc",
-    "decoder/espnet_p_2_q_5.pth": "0378be45080ca5edfc416e9ba06b04e74ec5e2ec4baf56597f25a894a8593942",
-    "decoder/espnet_p_2_q_8.pth": "343b0e77e8545d36113c4f3efbf1ee349256f25c97c9f9d5ddefe45f2f49763e",
-    "decoder/espnet_p_2_q_8_camvid.pth":
-        "7d354a257170322086dcd4c1e89a482454cf2c9d30b085e70883878dd59301af",
-    "encoder/espnet_p_2_q_3.pth": "5101e9bc90dd2a57d8460e70cdfaa743f76317bf806d2d1c4adb635c8d392e77",
-    "encoder/espnet_p_2_q_5.pth": "ec028eb60b08a56583eb9d310f5f4f7c4bc70972009030c25f1414dc48c916d6",
-    "encoder/espnet_p_2_q_8.pth": "836f28a2a31bd4fc8997001ab6b620d1f9b7b274a03b32d9f3a95c17a011b438",
-}
-for _q in (3, 5, 8):
-    _register(ModelEntry(
-        name="espnet-p2q%d-cityscapes" % _q, arch="espnet",
-        arch_args=_espnet_args(_q, "l1"), parameters={3: 202649, 5: 267417, 8: 364569}[_q],
-        weights_file="decoder/espnet_p_2_q_%d.pth" % _q,
-        sha256=_SHA["decoder/espnet_p_2_q_%d.pth" % _q], licence=ORIGINAL_LICENCE,
-        description="ESPNet alpha2=2 alpha3=%d, Cityscapes, published" % _q,
-        **_CITY))
-    _register(ModelEntry(
-        name="espnet-c-p2q%d-cityscapes" % _q, arch="espnet-c",
-        arch_args=_espnet_args(_q), parameters={3: 187529, 5: 252297, 8: 349449}[_q],
-        weights_file="encoder/espnet_p_2_q_%d.pth" % _q,
-        sha256=_SHA["encoder/espnet_p_2_q_%d.pth" % _q], licence=ORIGINAL_LICENCE,
-        description="ESPNet-C alpha2=2 alpha3=%d, Cityscapes, published" % _q, **_CITY))
-_register(ModelEntry(
-    name="espnet-p2q8-camvid", arch="espnet", arch_args=_espnet_args(8, "l1_rgb", classes=12),
-    classes=CAMVID_CLASSES, palette=CAMVID_PALETTE, normalization=CAMVID_NORM,
-    input_size=(480, 360), void_id=11, dataset="camvid", parameters=354517,
-    weights_file="decoder/espnet_p_2_q_8_camvid.pth", sha256=_SHA["decoder/espnet_p_2_q_8_camvid.pth"],
-    licence=ORIGINAL_LICENCE,
-    description="ESPNet alpha2=2 alpha3=8, CamVid (11 classes + void), published; decoder "
-                "skip includes the RGB reinforcement (19+C)"))
+# The checkpoints published with the original code (ORIGINAL_URL + weights_file).
+PUBLISHED = (
+    ModelEntry(name="espnet-p2q3-cityscapes", arch="espnet",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 3, "k": 5, "decoder_skip": "l1"},
+               parameters=202649, weights_file="decoder/espnet_p_2_q_3.pth",
+               sha256="8f3eb198fb15e5da7fa8d258d5f0fc4a4213e1124f415f6fc54d2772d585a7fc",
+               description="ESPNet alpha2=2 alpha3=3, Cityscapes, published", **_CITY_PUBLISHED),
+    ModelEntry(name="espnet-c-p2q3-cityscapes", arch="espnet-c",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 3, "k": 5},
+               parameters=187529, weights_file="encoder/espnet_p_2_q_3.pth",
+               sha256="5101e9bc90dd2a57d8460e70cdfaa743f76317bf806d2d1c4adb635c8d392e77",
+               description="ESPNet-C alpha2=2 alpha3=3, Cityscapes, published", **_CITY_PUBLISHED),
+    ModelEntry(name="espnet-p2q5-cityscapes", arch="espnet",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 5, "k": 5, "decoder_skip": "l1"},
+               parameters=267417, weights_file="decoder/espnet_p_2_q_5.pth",
+               sha256="0378be45080ca5edfc416e9ba06b04e74ec5e2ec4baf56597f25a894a8593942",
+               description="ESPNet alpha2=2 alpha3=5, Cityscapes, published", **_CITY_PUBLISHED),
+    ModelEntry(name="espnet-c-p2q5-cityscapes", arch="espnet-c",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 5, "k": 5},
+               parameters=252297, weights_file="encoder/espnet_p_2_q_5.pth",
+               sha256="ec028eb60b08a56583eb9d310f5f4f7c4bc70972009030c25f1414dc48c916d6",
+               description="ESPNet-C alpha2=2 alpha3=5, Cityscapes, published", **_CITY_PUBLISHED),
+    ModelEntry(name="espnet-p2q8-cityscapes", arch="espnet",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 8, "k": 5, "decoder_skip": "l1"},
+               parameters=364569, weights_file="decoder/espnet_p_2_q_8.pth",
+               sha256="343b0e77e8545d36113c4f3efbf1ee349256f25c97c9f9d5ddefe45f2f49763e",
+               description="ESPNet alpha2=2 alpha3=8, Cityscapes, published", **_CITY_PUBLISHED),
+    ModelEntry(name="espnet-c-p2q8-cityscapes", arch="espnet-c",
+               arch_args={"classes": 20, "alpha2": 2, "alpha3": 8, "k": 5},
+               parameters=349449, weights_file="encoder/espnet_p_2_q_8.pth",
+               sha256="836f28a2a31bd4fc8997001ab6b620d1f9b7b274a03b32d9f3a95c17a011b438",
+               description="ESPNet-C alpha2=2 alpha3=8, Cityscapes, published", **_CITY_PUBLISHED),
+    ModelEntry(name="espnet-p2q8-camvid", arch="espnet",
+               arch_args={"classes": 12, "alpha2": 2, "alpha3": 8, "k": 5,
+                          "decoder_skip": "l1_rgb"},
+               classes=CAMVID_CLASSES, palette=CAMVID_PALETTE, normalization=CAMVID_NORM,
+               input_size=(480, 360), void_id=11, dataset="camvid", parameters=354517,
+               weights_file="decoder/espnet_p_2_q_8_camvid.pth",
+               sha256="7d354a257170322086dcd4c1e89a482454cf2c9d30b085e70883878dd59301af",
+               licence=ORIGINAL_LICENCE,
+               description="ESPNet alpha2=2 alpha3=8, CamVid (11 classes + void), published; "
+                           "decoder skip includes the RGB reinforcement (19+C)"),
+)
+
+_ZOO = OrderedDict((entry.name, entry) for entry in UNTRAINED + PUBLISHED)
 
 
 def names():
@@ -156,4 +166,5 @@ def get(name: str) -> ModelEntry:
 
 def register(entry: ModelEntry) -> ModelEntry:
     """Adds a user entry (for example a checkpoint trained with ``espnet-ros train``)."""
-    return _register(entry)
+    _ZOO[entry.name] = entry
+    return entry

@@ -1,6 +1,6 @@
-"""Offline training and evaluation (no ROS).
+"""Offline training and evaluation (no ROS). The metrics (ConfusionMatrix, scored classes)
+live in ``espnet_ros.metrics``, below inference, so that bag scoring and the gate use them too.
 
-    metrics     ConfusionMatrix: update(pred, gt) / compute(), group (category) IoU
     losses      class weights 1/ln(c + p), weighted cross entropy
     recipes     ESPNet two-stage, ESPNet-C, ENet, ERFNet two-stage
     config      YAML configuration with defaults, recipes and overrides

@@ -1,19 +1,9 @@
-"""Training checkpoints: the format, and atomic writes.
+"""Training checkpoints written atomically.
 
-A checkpoint is a dict loadable with ``torch.load(weights_only=True)``::
-
-    format      "espnet_ros.checkpoint/1"
-    model       the state dict (what ``create_model(name, weights=path)`` loads)
-    entry       everything a zoo entry needs: name, arch, arch_args, classes, palette,
-                normalization {order, mean, std, scale}, input_size, void_id, dataset,
-                description, label_ids
-    metrics     {"epoch", "val_miou", ...} at the time of writing
-    train_state only in ``last.pth``: optimizer, scaler, RNG states, epoch, batch position...
-
-``save_atomic`` writes one so that a crash never leaves half a file. Reading a checkpoint and
-registering its entry in the zoo (``register_checkpoint``, ``register_user_models``) live in
-``espnet_ros.models.registry``, which the node and every command use without training/;
-they are re-exported here for the training code.
+The checkpoint format (its keys, the ``format`` tag, how a checkpoint becomes a zoo entry) is
+defined and described in ``espnet_ros.models.registry``, which the node and every command use
+without training/; its functions are re-exported here for the training code. ``save_atomic``
+writes a checkpoint so that a crash never leaves half a file.
 
 This module stays importable on Python 3.8 / torch 1.10: the node may use it.
 """
@@ -26,6 +16,7 @@ import torch
 from ..models.registry import (  # noqa: F401  (the checkpoint format, used by training)
     FORMAT,
     MODELS_ENV,
+    checkpoint_dict,
     entry_from_checkpoint,
     entry_from_dict,
     entry_to_dict,

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from ..data.base import read_label_png
+from ..metrics import ConfusionMatrix, IoUScores, mean_of_groups, scored_classes
 from .distributed import all_reduce_confusion, shard
-from .metrics import ConfusionMatrix, IoUScores, mean_of_groups
 
 
 class EvalReport(NamedTuple):
@@ -39,28 +39,6 @@ class EvalReport(NamedTuple):
     @property
     def category_miou(self) -> Optional[float]:
         return mean_of_groups(self.categories) if self.categories else None
-
-
-def scored_classes(entry, dataset):
-    """Checks the model predicts the dataset's classes; returns (confusion matrix, warnings).
-
-    The model may have one more output than the dataset has classes when that output is its
-    void class (the published checkpoints): predicting it on a labelled pixel is a miss.
-    """
-    own = [i for i in range(entry.num_classes) if i != entry.void_id]
-    if len(own) != dataset.num_classes or (entry.void_id is not None
-                                           and entry.void_id < dataset.num_classes):
-        raise ValueError("class count mismatch: model %s predicts %d classes%s, dataset %s has %d"
-                         % (entry.name, len(own), " plus void" if entry.void_id is not None else "",
-                            dataset.kind, dataset.num_classes))
-    warnings = []
-    names = tuple(entry.classes[i] for i in own)
-    if names != tuple(dataset.classes):
-        warnings.append("class names differ (model %s, dataset %s); scoring by index"
-                        % (", ".join(names), ", ".join(dataset.classes)))
-    confusion = ConfusionMatrix(dataset.num_classes, num_pred_classes=entry.num_classes,
-                                ignore_index=dataset.ignore_index, class_names=dataset.classes)
-    return confusion, tuple(warnings)
 
 
 def evaluate(segmenter, dataset, progress: bool = False,

@@ -467,12 +467,10 @@ class StageTrainer:
     def _save_last(self, state):
         train_state = self._train_state(state)  # every rank: it gathers their RNG states
         if self.world.main:
-            checkpoint.save_atomic({
-                "format": checkpoint.FORMAT, "model": _cpu_state(self.model),
-                "entry": checkpoint.entry_to_dict(self.entry),
-                "metrics": {"epoch": state["epoch"], "step": state["global_step"],
-                            "best_val_miou": state["best_miou"]},
-                "train_state": train_state}, self.dir / "last.pth")
+            metrics = {"epoch": state["epoch"], "step": state["global_step"],
+                       "best_val_miou": state["best_miou"]}
+            checkpoint.save_atomic(checkpoint.checkpoint_dict(
+                _cpu_state(self.model), self.entry, metrics, train_state), self.dir / "last.pth")
         distributed.barrier(self.world)  # nobody runs ahead of a checkpoint that may be resumed
         if os.environ.get(HANG_ENV) == "%s:%d" % (self.stage["name"], state["global_step"]):
             print("%s: rank %d (pid %d) hanging after the checkpoint, waiting to be killed"
@@ -485,9 +483,8 @@ class StageTrainer:
             return
         metrics = {"epoch": state["epoch"], "step": state["global_step"],
                    "val_miou": scores.miou if scores else None}
-        checkpoint.save_atomic({"format": checkpoint.FORMAT, "model": _cpu_state(self.model),
-                                "entry": checkpoint.entry_to_dict(self.entry), "metrics": metrics},
-                               self.dir / "best.pth")
+        checkpoint.save_atomic(checkpoint.checkpoint_dict(_cpu_state(self.model), self.entry,
+                                                          metrics), self.dir / "best.pth")
 
     def _finish(self, state):
         if self.world.main and not (self.dir / "best.pth").exists():
@@ -537,7 +534,7 @@ def transfer(model, source: dict) -> Transfer:
 
 def _is_encoder(name, arch):
     # ESPNet-C, ESPNet-A/B and ERFNet's encoder are all encoder; the others hold it as .encoder
-    return arch in ("espnet-a", "espnet-b", "espnet-c", "erfnet-encoder") or name.startswith("encoder.")
+    return arch in zoo.ENCODER_ARCHS or name.startswith("encoder.")
 
 
 class _nothing:

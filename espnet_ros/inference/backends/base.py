@@ -5,6 +5,7 @@ Asking for one that cannot run here either falls back, with a warning on the "es
 logger naming the reason and the replacement, or raises ``BackendUnavailable`` when the caller
 asked for no fallback.
 """
+import importlib
 import logging
 from collections import OrderedDict
 from typing import NamedTuple, Tuple
@@ -90,6 +91,25 @@ class Choice(NamedTuple):
 
 def cuda_available():
     return torch.cuda.is_available()
+
+
+def runtime_check(device, precision, device_type, precisions=None, modules=()):
+    """The opening that the ``check`` of every backend on another runtime shares: None when
+    ``device`` is a ``device_type`` ("cpu" or "cuda") device that exists, ``precision`` is one
+    of ``precisions`` (None: the backend decides) and ``modules`` import; else the reason."""
+    if torch.device(device).type != device_type:
+        return "this backend runs on %s only" % ("CPU" if device_type == "cpu" else "CUDA")
+    if device_type == "cuda" and not cuda_available():
+        return "no CUDA device"
+    if precisions is not None and precision not in precisions:
+        return "%s is not supported (%s%s)" % (precision, ", ".join(precisions),
+                                               " only" if len(precisions) == 1 else "")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # broken installs count as unavailable too
+            return "%s is not importable: %s" % (module, str(exc).splitlines()[0][:100])
+    return None
 
 
 def _normalize_device(device):

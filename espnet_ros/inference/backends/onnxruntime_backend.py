@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import pieces
-from .base import Backend, BackendUnavailable, register
+from .base import Backend, BackendUnavailable, register, runtime_check
 from .validate import ValidationError, validate
 
 OPSET = 11   # the newest opset torch 1.10 exports everything used here with
@@ -97,16 +97,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def check(cls, device, precision):
-        if torch.device(device).type != "cpu":
-            return "this backend runs on CPU only"
-        if precision != "fp32":
-            return "%s is not supported (fp32 only)" % precision
-        for module in ("onnxruntime", "onnx"):
-            try:
-                importlib.import_module(module)
-            except Exception as exc:  # broken installs count as unavailable too
-                return "%s is not importable: %s" % (module, str(exc).splitlines()[0][:100])
-        return None
+        return runtime_check(device, precision, "cpu", ("fp32",), ("onnxruntime", "onnx"))
 
     def _build(self, model):
         ort = importlib.import_module("onnxruntime")

@@ -16,11 +16,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ...metrics import label_agreement
+from ..artifact_cache import ArtifactCache, model_args, weights_sha256
 from ..calibration import gate as gate_module
 from ..calibration import load_spec, run_gate, sensitivity
 from ..calibration.frames import describe, read_frame_sets, spread
 from ..calibration.gate import GateResult
-from .artifact_cache import ArtifactCache, model_args, weights_sha256
+from ..preprocess import Preprocessor
+from .openvino_convert import argmax_labels, compile_pieces, convert_pieces
 from .pieces import record_piece_inputs
 
 LOG = logging.getLogger("espnet_ros")
@@ -142,28 +145,15 @@ def quantize(nncf, ov_model, items, ignored_patterns=()):
                          preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope)
 
 
-def _labels(ov_model, items, threads):
-    import openvino as ov
-    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                         "INFERENCE_NUM_THREADS": int(threads)})
-    request = compiled.create_infer_request()
-    labels = []
-    for item in items:
-        request.infer([item])
-        labels.append(request.get_output_tensor(0).data.argmax(1))
-    return labels
-
-
 def choose_fp32(nncf, ov_model, items, threads):
     """The ``sensitivity.Choice`` of blocks that stay fp32 (trials on subsets of ``items``)."""
     subset = [items[i] for i in spread(len(items), SENSITIVITY_FRAMES)]
     tuning = [items[i] for i in spread(len(items), TUNING_FRAMES)]
-    reference = _labels(ov_model, tuning, threads)
+    reference = argmax_labels(ov_model, tuning, threads)
 
     def measure(patterns):
-        got = _labels(quantize(nncf, ov_model, subset, patterns), tuning, threads)
-        agreements = [float((a == b).mean()) for a, b in zip(got, reference)]
-        return min(agreements), float(np.mean(agreements))
+        got = argmax_labels(quantize(nncf, ov_model, subset, patterns), tuning, threads)
+        return label_agreement(reference, got)
 
     blocks = sensitivity.model_blocks(op.get_friendly_name() for op in ov_model.get_ordered_ops())
     return sensitivity.choose_fp32_blocks(
@@ -217,26 +207,22 @@ def quantize_pieces(model, ov_models, images, to_batch, threads=1):
 
 def build(model, entry, input_shape, precision, spec, threads):
     """Calibrates (int8) and gates a model: ``Calibrated`` with the gate result."""
-    from ..preprocess import Preprocessor
-    from ..segmenter import Segmenter
-    from .openvino_backend import compile_pieces, convert_pieces
     start = time.perf_counter()
     size = (int(input_shape[3]), int(input_shape[2]))
     sample = torch.randn(input_shape)
     ov_models = convert_pieces(model, sample)
     quantization = {}
+    preprocess = Preprocessor(entry.normalization, size)
     if precision == "int8":
         if spec.calibration is None:
             raise ValueError("%s names no calibration frames (int8 needs them)" % spec.path)
         frames = _frames(spec.calibration, spec.calibration_sha256, "calibration")
-        preprocess = Preprocessor(entry.normalization, size)
         ov_models, quantization = quantize_pieces(
             model, ov_models, frames.images, lambda image: preprocess([image]).clone(), threads)
     gate_frames = _frames(spec.gate, spec.gate_sha256, "gate")
     forward, _ = compile_pieces(model, ov_models, precision, threads, sample)
-    reference = Segmenter(model, entry, input_size=size)
-    candidate = Segmenter(model, entry, input_size=size, forward=forward)
-    gate = run_gate(reference, candidate, gate_frames.images, gate_frames.dataset)
+    gate = run_gate(model.eval(), forward, preprocess, gate_frames.images, entry,
+                    gate_frames.dataset)
     LOG.info("%s model for %s at %dx%d built in %.0f s; gate %s", precision, entry.name,
              size[0], size[1], time.perf_counter() - start, gate.summary())
     return Calibrated(ov_models, gate, quantization=quantization)

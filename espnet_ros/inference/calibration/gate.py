@@ -8,6 +8,9 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from ...metrics import pixel_agreement, scored_classes
+from ..logits import argmax_labels, model_logits
+
 MIN_AGREEMENT = 0.99   # fraction of pixels with the fp32 label, smallest over the gate frames
 MAX_MIOU_DROP = 0.5    # mIoU points (percent) the candidate may lose against fp32
 
@@ -77,28 +80,30 @@ def _upsample(labels, shape):
     return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def run_gate(reference, candidate, images, dataset=None):
-    """Gate of ``candidate`` against ``reference`` (both ``Segmenter``s) on BGR ``images``.
+def run_gate(reference, candidate, preprocess, images, entry, dataset=None):
+    """Gate of forward callable ``candidate`` against ``reference`` (each NCHW batch -> logits:
+    e.g. the eager model and its compiled low-precision version) on BGR ``images``, both fed
+    ``preprocess([image])`` (an ``inference.Preprocessor``) and compared at the model's size.
 
-    With ``dataset`` (the images' labelled split, same order) and a model predicting its
-    classes, the mIoU of both is scored too.
+    With ``dataset`` (the images' labelled split, same order) and zoo model ``entry`` predicting
+    its classes, the mIoU of both is scored too.
     """
     confusions = None
     if dataset is not None:
-        from ...training.evaluate import scored_classes
         try:
-            confusions = [scored_classes(reference.entry, dataset)[0] for _ in range(2)]
+            confusions = [scored_classes(entry, dataset)[0] for _ in range(2)]
         except ValueError:  # other classes than the model's: agreement only
             confusions = None
     agreements = []
     for index, image in enumerate(images):
-        expected = reference.segment(image, "bgr", "model").copy()
-        got = candidate.segment(image, "bgr", "model")
-        agreements.append(float((expected == got).mean()))
+        batch = preprocess([image], "bgr")
+        expected, got = (argmax_labels(model_logits(forward, batch))[0].numpy()
+                         for forward in (reference, candidate))
+        agreements.append(pixel_agreement(expected, got))
         if confusions is not None:
             truth = dataset.read_label(index)
             confusions[0].update(_upsample(expected, truth.shape), truth)
-            confusions[1].update(_upsample(got.copy(), truth.shape), truth)
+            confusions[1].update(_upsample(got, truth.shape), truth)
     mious = [None, None]
     if confusions is not None:
         mious = [100.0 * c.compute().miou for c in confusions]

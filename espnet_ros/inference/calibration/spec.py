@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from ..backends.artifact_cache import write_atomic
+from ..artifact_cache import write_atomic
 from .frames import FrameSet, frame_sets
 
 FILE_NAME = "calibration.json"

@@ -13,9 +13,9 @@ from collections import OrderedDict
 
 import torch
 
+from ...artifact_cache import model_args as key_model_args
 from .. import pieces
-from ..artifact_cache import model_args as key_model_args
-from ..base import Backend, BackendUnavailable, cuda_available, register
+from ..base import Backend, BackendUnavailable, register, runtime_check
 from ..pieces import record_piece_inputs  # noqa: F401  (used here, re-exported)
 from ..validate import ValidationError, validate
 from . import converters, engine_cache, support
@@ -47,14 +47,9 @@ class Torch2trtBackend(Backend):
 
     @classmethod
     def check(cls, device, precision):
-        if torch.device(device).type != "cuda":
-            return "TensorRT needs a CUDA device"
-        if not cuda_available():
-            return "no CUDA device"
-        try:
-            support.library_versions()
-        except Exception as exc:  # ImportError, or a broken TensorRT install
-            return "torch2trt/tensorrt not importable: %s" % str(exc).splitlines()[0][:120]
+        reason = runtime_check(device, precision, "cuda", modules=("tensorrt", "torch2trt"))
+        if reason:
+            return reason
         _, capability = support.gpu_identity(device)
         return support.precision_support(precision, capability, *support.builder_flags())
 

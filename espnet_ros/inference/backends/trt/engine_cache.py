@@ -9,7 +9,7 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
-from ..artifact_cache import (  # noqa: F401  (re-exported: the engine cache's key helpers)
+from ...artifact_cache import (  # noqa: F401  (re-exported: the engine cache's key helpers)
     ArtifactCache,
     cache_key,
     tensors_sha256,

@@ -14,7 +14,12 @@ figures of the SegNet and ESPNet papers count them as false positives (a 12x12 m
 the void row, averaged over the 11 classes); ``compute(ignored_as_false_positives=True)``
 gives that convention, the default is the standard one where ignored pixels do not count.
 
-Typical use (also by tools outside training, such as rosbag evaluation)::
+``pixel_agreement`` / ``label_agreement`` compare two paths' labels (benchmarks, the gate).
+``scored_classes(entry, dataset)`` checks that a zoo model predicts a dataset's classes and
+returns the matrix to score it with.
+
+Used by training's validation and ``espnet-ros eval``, bag scoring and the accuracy gate of
+reduced-precision models; it imports nothing of the project. Typical use::
 
     cm = ConfusionMatrix(num_classes=19, num_pred_classes=20, ignore_index=255)
     for pred, gt in pairs:           # HxW integer arrays (numpy or torch), same shape
@@ -144,6 +149,41 @@ class ConfusionMatrix:
         """Rows normalized to sum to one (recall view); rows without ground truth are zero."""
         rows = self.matrix.sum(1, keepdims=True)
         return np.divide(self.matrix, rows, out=np.zeros(self.matrix.shape), where=rows > 0)
+
+
+def scored_classes(entry, dataset):
+    """Checks that zoo model ``entry`` predicts ``dataset``'s classes; returns (an empty
+    ConfusionMatrix to score it with, warnings).
+
+    The model may have one more output than the dataset has classes when that output is its
+    void class (the published checkpoints): predicting it on a labelled pixel is a miss.
+    """
+    own = [i for i in range(entry.num_classes) if i != entry.void_id]
+    if len(own) != dataset.num_classes or (entry.void_id is not None
+                                           and entry.void_id < dataset.num_classes):
+        raise ValueError("class count mismatch: model %s predicts %d classes%s, dataset %s has %d"
+                         % (entry.name, len(own), " plus void" if entry.void_id is not None else "",
+                            dataset.kind, dataset.num_classes))
+    warnings = []
+    names = tuple(entry.classes[i] for i in own)
+    if names != tuple(dataset.classes):
+        warnings.append("class names differ (model %s, dataset %s); scoring by index"
+                        % (", ".join(names), ", ".join(dataset.classes)))
+    confusion = ConfusionMatrix(dataset.num_classes, num_pred_classes=entry.num_classes,
+                                ignore_index=dataset.ignore_index, class_names=dataset.classes)
+    return confusion, tuple(warnings)
+
+
+def pixel_agreement(expected, got) -> float:
+    """The fraction of pixels where two label arrays of the same shape agree."""
+    return float((np.asarray(expected) == np.asarray(got)).mean())
+
+
+def label_agreement(references, candidates):
+    """(smallest, mean) pixel agreement over pairs of label arrays (e.g. one per frame): how
+    far a faster path reproduces a reference's labels."""
+    rates = [pixel_agreement(a, b) for a, b in zip(references, candidates)]
+    return min(rates), sum(rates) / len(rates)
 
 
 def mean_of_groups(scores: Dict[str, float]) -> float:

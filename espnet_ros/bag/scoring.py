@@ -1,6 +1,6 @@
 """mIoU of label images against a bag's ground truth, shared by replay and offline eval.
 
-Both feed the same ConfusionMatrix (espnet_ros.training.metrics) with the same label arrays,
+Both feed the same ConfusionMatrix (espnet_ros.metrics) with the same label arrays,
 so a replay with no dropped frame scores exactly what the offline eval scores.
 """
 import math

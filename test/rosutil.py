@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from espnet_ros.ros import node_process
+from espnet_ros.tools import node_process
 
 REPO = Path(__file__).resolve().parents[1]
 

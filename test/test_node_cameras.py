@@ -11,8 +11,9 @@ rclpy = pytest.importorskip("rclpy")
 from rosutil import NodeProcess, padded_image, stamp, start_probe, stop_probe  # noqa: E402
 
 from espnet_ros.inference import Segmenter  # noqa: E402
-from espnet_ros.ros.codec import image_array, image_to_bgr  # noqa: E402
-from espnet_ros.ros.diagnostics import TASK_MODEL, TASK_PIPELINE, DiagnosticsReader  # noqa: E402
+from espnet_ros.messages.decode import image_array, image_to_bgr  # noqa: E402
+from espnet_ros.messages.diagnostics import TASK_MODEL, TASK_PIPELINE  # noqa: E402
+from espnet_ros.tools.diagnostics_reader import DiagnosticsReader  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SIZE = (128, 64)

@@ -19,7 +19,8 @@ pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installed")
 
 from rosutil import NodeProcess, padded_image, stamp, start_probe, stop_probe  # noqa: E402
 
-from espnet_ros.ros import codec  # noqa: E402
+from espnet_ros.messages.decode import decode, image_array  # noqa: E402
+from espnet_ros.messages.encode import camera_info_message, rclpy_kit  # noqa: E402
 from espnet_ros.ros.env import localhost_env  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
@@ -75,9 +76,9 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
                                            base + "/" + name, got[name].append, best_effort)
         image_pub = probe.node.create_publisher(Image, "/nav/image", 5)
         info_pub = probe.node.create_publisher(CameraInfo, "/nav/camera_info", 5)
-        kit = codec.rclpy_kit()
+        kit = rclpy_kit()
         msg = padded_image(frame, "bgr8", stamp_msg=stamp(4242, 17), frame_id="nav_cam")
-        info = codec.camera_info_message(kit, msg.header, 320, 160)
+        info = camera_info_message(kit, msg.header, 320, 160)
 
         def complete():
             return all(any(m.header.stamp.sec == 4242 for m in got[n]) for n in got)
@@ -96,14 +97,14 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
             assert m.header.frame_id == "nav_cam", name
             assert (m.width, m.height) == (320, 160), name
         assert out["label"].encoding == "mono8" and out["confidence"].encoding == "mono8"
-        labels = codec.image_array(out["label"])
-        confidence = codec.image_array(out["confidence"])
+        labels = image_array(out["label"])
+        confidence = image_array(out["confidence"])
 
         # The same forward here, on the node's thread count: the mono8 confidence is
         # round(255 * max probability), nearest-upsampled like the labels.
         torch.set_num_threads(1)
         pipeline = Pipeline.build(MODEL, input_size=SIZE)
-        inferred = pipeline.infer(codec.decode(msg).pixels, "bgr", confidence=True)
+        inferred = pipeline.infer(decode(msg).pixels, "bgr", confidence=True)
         expected = pipeline.render(frame, inferred, "bgr")
         assert (labels == expected.labels).all()
         want = np.rint(255 * inferred.probability).astype(np.uint8)

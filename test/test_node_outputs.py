@@ -13,8 +13,8 @@ pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installed")
 
 from rosutil import NodeProcess, Probe, padded_image, stamp  # noqa: E402
 
+from espnet_ros.messages.decode import image_array  # noqa: E402
 from espnet_ros.models import zoo  # noqa: E402
-from espnet_ros.ros import codec  # noqa: E402
 from espnet_ros.ros.env import localhost_env  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
@@ -99,6 +99,6 @@ def test_confidence_is_a_32fc1_image_beside_each_label_when_asked(probe, node, c
     conf = [m for _, m in confidences if m.header.stamp.sec == 7000][-1]
     label = [m for _, m in labels if m.header.stamp.sec == 7000][-1]
     assert conf.encoding == "32FC1" and (conf.width, conf.height) == (label.width, label.height)
-    values = codec.image_array(conf)
+    values = image_array(conf)
     assert values.dtype == np.float32
     assert (values > 1.0 / 20 - 1e-6).all() and (values <= 1.0 + 1e-6).all()

@@ -1,8 +1,8 @@
-"""The README's parameter table is the node's parameter table (espnet_ros/ros/params.py)."""
+"""The README's parameter table is the node's parameter table (espnet_ros/messages/params.py)."""
 import json
 from pathlib import Path
 
-from espnet_ros.ros.params import SPECS
+from espnet_ros.messages.params import SPECS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -76,12 +76,12 @@ class Publisher:
     def __init__(self, probe, frame, image_topic, info_topic=None):
         from sensor_msgs.msg import CameraInfo, Image
 
-        from espnet_ros.ros import codec
-        kit = codec.rclpy_kit()
+        from espnet_ros.messages.encode import camera_info_message, rclpy_kit
+        kit = rclpy_kit()
         self.probe, self.frame = probe, frame
         self.image_pub = probe.node.create_publisher(Image, image_topic, 5)
         self.info_pub = probe.node.create_publisher(CameraInfo, info_topic, 5) if info_topic else None
-        self.info = codec.camera_info_message(kit, kit.Header(frame_id="front_cam"),
+        self.info = camera_info_message(kit, kit.Header(frame_id="front_cam"),
                                               frame.shape[1], frame.shape[0])
 
     def until(self, condition, sec, timeout=120.0, frame_id="front_cam"):

@@ -18,7 +18,7 @@ bag time against wall time).
 """
 import time
 
-from . import diagnostics as D
+from ..messages import diagnostics as D
 
 PERIOD_S = 1.0
 
@@ -66,7 +66,7 @@ class NodeDiagnostics:
 
     @property
     def implementation(self):
-        return "diagnostic_updater" if self.library is not None else "espnet_ros.ros.diagnostics"
+        return "diagnostic_updater" if self.library is not None else "espnet_ros.messages.diagnostics"
 
     # ------------------------------------------------------------------ diagnostic_updater
     def _start_library(self, min_fps, max_fps, max_delay_s):

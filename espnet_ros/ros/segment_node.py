@@ -17,7 +17,6 @@ Run with ``ros2 run espnet_ros segment_node`` or, without a ROS install, ``espne
 import functools
 import gc
 import queue
-import sys
 import threading
 import time
 from typing import NamedTuple
@@ -32,11 +31,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message
 
 from ..inference import Buffers, Pipeline
+from ..messages import camera_info, cdr, encode
+from ..messages import params as P
+from ..messages.decode import ImageDecodeError, check_pixels, decode, overlay_encoding_for
+from ..messages.diagnostics import OK, TaskStatus, model_status, pipeline_status
 from ..models.registry import register_user_models
 from ..power import PowerMonitor, UnavailablePowerMeter, detect_power_source
-from . import camera_info, codec, rosout
-from . import params as P
-from .diagnostics import OK, TaskStatus, model_status, pipeline_status
+from . import rosout
 from .frame_slot import Frame, LatestFrames
 from .interfaces import load_segmentation_info
 from .node_camera import Camera
@@ -48,7 +49,7 @@ class _Job(NamedTuple):
     frame: Frame
     camera: Camera
     msg: object           # the deserialized input message
-    image: object         # codec.Decoded
+    image: object         # messages.decode.Decoded
     wanted: dict          # output name -> has a subscriber and is enabled
     config: dict          # the parameters the frame was taken with
     pipeline: object      # the pipeline that ran it (a reload may swap self.pipeline)
@@ -122,7 +123,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
             torch.set_num_threads(threads)
         self.cameras = [Camera(i, name, self.get_namespace(), self.get_name())
                         for i, name in enumerate(P.camera_names(self.config["cameras"]) or [""])]
-        self.kit = codec.rclpy_kit()
+        self.kit = encode.rclpy_kit()
         compressed = self.config["input_transport"] == "compressed"
         self.input_type = self.kit.CompressedImage if compressed else self.kit.Image
         self.info_cls, info_reason = load_segmentation_info()
@@ -285,7 +286,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
         camera.publishers = pubs
 
     def _image_writer(self, encoding):
-        return codec.ImageWriter(self.kit.Image, encoding)
+        return encode.ImageWriter(self.kit.Image, encoding)
 
     # ---------------------------------------------------------------- startup and parameters
     def _build_pipeline(self, config):
@@ -364,7 +365,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
     # ---------------------------------------------------------------- callbacks
     def _on_image(self, camera, raw):
         camera.stats.counters.frame_received()
-        stamp_ns = codec.cdr_stamp(raw) if len(raw) >= 12 else 0
+        stamp_ns = cdr.cdr_stamp(raw) if len(raw) >= 12 else 0
         arrival_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6 if stamp_ns else None
         self.slot.put(Frame(raw, time.monotonic(), arrival_ms, camera.index))
 
@@ -458,7 +459,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
         is counted and logged, never fatal."""
         try:
             return step(*args)
-        except codec.ImageDecodeError as exc:
+        except ImageDecodeError as exc:
             for camera in cameras:
                 camera.stats.counters.frame_rejected(exc.reason)
             self.get_logger().error("rejected frame%s: %s" % (_of(cameras), exc))
@@ -477,12 +478,12 @@ class SegmentNode(LifecycleNodeMixin, Node):
         max_pixels = config["max_input_pixels"]
         t0 = time.perf_counter()
         if max_pixels and self.input_type is self.kit.Image:  # refused before it is copied
-            size = codec.cdr_image_size(frame.msg)
+            size = cdr.cdr_image_size(frame.msg)
             if size is not None:
-                codec.check_pixels(size[0], size[1], max_pixels, "image")
+                check_pixels(size[0], size[1], max_pixels, "image")
         msg = deserialize_message(frame.msg, self.input_type)
         t1 = time.perf_counter()
-        image = codec.decode(msg, max_pixels)
+        image = decode(msg, max_pixels)
         t2 = time.perf_counter()
         stages.update(deserialize=(t1 - t0) * 1e3, decode=(t2 - t1) * 1e3)
         wanted = {name: config["publish_" + name]
@@ -514,7 +515,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
         """Publish thread: Pipeline.render into the outgoing messages, then publish them."""
         config, pipeline, image, camera = job.config, job.pipeline, job.image, job.camera
         resolution = config["output_resolution"]
-        overlay_encoding = codec.overlay_encoding_for(image.encoding)
+        overlay_encoding = overlay_encoding_for(image.encoding)
         out = pipeline.render(image.pixels, job.inferred, image.order, resolution,
                               color=job.wanted["color_mask"], overlay=job.wanted["overlay"],
                               out=self._buffers(camera, pipeline.output_size(image.pixels,
@@ -563,7 +564,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
             overlay = writer("overlay", overlay_encoding)
             pixels = overlay.pixels(*out.overlay.shape[:2])
             if pixels is not out.overlay:  # e.g. rgba8 input: convert into the message
-                codec.write_pixels(pixels, out.overlay, overlay_encoding, order)
+                encode.write_pixels(pixels, out.overlay, overlay_encoding, order)
             pubs["overlay"].publish(overlay.message(header))
         if wanted["confidence"]:
             pubs["confidence"].publish(writer("confidence", confidence_encoding).message(header))
@@ -656,8 +657,3 @@ def _label_info_class(logger):
         logger.warning("~/label_info is off: vision_msgs is not importable (%s)" % exc)
         return None
     return LabelInfo
-
-
-if __name__ == "__main__":
-    from .node_main import main
-    main(sys.argv)

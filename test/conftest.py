@@ -15,6 +15,31 @@ logging.setLoggerClass(logging.Logger)
 
 DATA_ENV = "ESPNET_ROS_DATA"
 
+# ---------------------------------------------------------------- tests by layer
+# `pytest -m "not ros"` runs the pure tests (no process started, no DDS) in under a minute.
+# A test is marked ``ros`` when its module is listed here (every test there starts the node,
+# the CLI, a ros2 tool or joins DDS), when it uses one of ROS_FIXTURES, or by its own mark.
+ROS_MODULES = {
+    "test_bag_replay.py", "test_clean_exit.py", "test_diagnostics_parity.py",
+    "test_interfaces.py", "test_jazzy.py", "test_loopback_netns.py", "test_node.py",
+    "test_node_cameras.py", "test_node_hostile.py", "test_node_lifecycle.py",
+    "test_node_nav2.py", "test_node_outputs.py", "test_own_data.py", "test_ros2_launch.py",
+    "test_rosout.py", "test_setup_env.py", "test_workspace_flow.py",
+}
+ROS_FIXTURES = {"probe", "interfaces_workspace", "interfaces_env", "ros2_env"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ros: starts processes (the node, the CLI, ros2 tools) or joins DDS; "
+        "deselect with -m 'not ros'")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in ROS_MODULES or ROS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.ros)
+
 
 @pytest.fixture(scope="module", autouse=True)
 def zombie_dds_segments_removed():
@@ -81,6 +106,29 @@ def city_frame(data_dir):
                            "frankfurt_000000_000294_leftImg8bit.png"), cv2.IMREAD_COLOR)
     assert image is not None
     return image
+
+
+@pytest.fixture(scope="session")
+def frame(city_frame):
+    """The node tests' camera frame: a Cityscapes frame at 320x160 (modules that need another
+    size define their own ``frame``)."""
+    import cv2
+    return cv2.resize(city_frame, (320, 160), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def probe(request):
+    """A test-side rclpy node (loopback-only DDS) for the module's tests, named after the
+    module; it records /diagnostics from its start, so a test reads every status a node sent."""
+    pytest.importorskip("rclpy")
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosutil import start_probe, stop_probe
+
+    module = request.module.__name__.rpartition(".")[2]
+    probe = start_probe("espnet_%s_probe" % module.replace("test_", "", 1))
+    probe.subscribe(DiagnosticArray, "/diagnostics", depth=200)
+    yield probe
+    stop_probe(probe)
 
 
 @pytest.fixture(scope="session")

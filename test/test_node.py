@@ -7,7 +7,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rosutil import NodeProcess, Probe, padded_image, stamp  # noqa: E402
+from rosutil import NodeProcess, padded_image, stamp  # noqa: E402
 
 from espnet_ros.inference import Segmenter  # noqa: E402
 from espnet_ros.messages.decode import image_to_bgr, overlay_encoding_for  # noqa: E402
@@ -16,17 +16,6 @@ MODEL = "espnet-p2q3-cityscapes"
 SIZE = (256, 128)
 PARAMS = {"model": MODEL, "input_width": SIZE[0], "input_height": SIZE[1], "warmup_frames": 1,
           "use_camera_info": True}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    from espnet_ros.ros.env import apply_localhost_env
-    apply_localhost_env()
-    rclpy.init()
-    node = rclpy.create_node("espnet_test_probe")
-    yield Probe(node)
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +48,6 @@ def node_a(tmp_path_factory, probe, interfaces_env, data_dir):
 @pytest.fixture(scope="module")
 def offline():
     return Segmenter.from_zoo(MODEL, input_size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def frame(data_dir):
-    image = cv2.imread(str(data_dir / "cityscapes_samples" / "frankfurt_000000_000294_leftImg8bit.png"))
-    return cv2.resize(image, (320, 160), interpolation=cv2.INTER_AREA)
 
 
 def _yuv422(bgr, order):

@@ -10,7 +10,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rosutil import NodeProcess, Probe, padded_image, stamp  # noqa: E402
+from rosutil import NodeProcess, padded_image, stamp  # noqa: E402
 
 from espnet_ros.messages.diagnostics import TASK_PIPELINE  # noqa: E402
 from espnet_ros.messages.encode import camera_info_message, rclpy_kit  # noqa: E402
@@ -18,21 +18,6 @@ from espnet_ros.tools.diagnostics_reader import DiagnosticsReader  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SMALL = {"model": MODEL, "input_width": 128, "input_height": 64, "warmup_frames": 1}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    from espnet_ros.ros.env import apply_localhost_env
-    apply_localhost_env()
-    rclpy.init()
-    node = rclpy.create_node("espnet_hostile_probe")
-    probe = Probe(node)
-    probe.subscribe(DiagnosticArray, "/diagnostics", depth=200)
-    yield probe
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 def _start(probe, namespace, params, tmp_path_factory, msg_type):

@@ -238,7 +238,9 @@ def _copy(src, dst):
     return dst
 
 
-def test_corrupt_and_truncated_bags_are_clear_errors(camvid_bag, camvid, tmp_path, capsys):
+def test_corrupt_and_truncated_bags_are_clear_errors(camvid_bag, camvid, pipeline, tmp_path,
+                                                    capsys):
+    # pipeline: the weights are fetched before, not in the middle of, the one-line errors
     truncated = _copy(camvid_bag, tmp_path / "truncated")
     data = next(truncated.glob("*.mcap"))
     os.truncate(str(data), data.stat().st_size // 2)

@@ -15,6 +15,80 @@ logging.setLoggerClass(logging.Logger)
 
 DATA_ENV = "ESPNET_ROS_DATA"
 
+# ---------------------------------------------------------------- tests by layer
+# Two markers, applied here rather than in each file:
+# - ros: the test starts processes (the node, the CLI, ros2 tools, torchrun) or joins DDS:
+#   every test of ROS_MODULES, every test using one of ROS_FIXTURES, and ROS_TESTS;
+# - slow: no process and no DDS, but more than a second of model building, conversion or
+#   training on this project's 2-core CI machine (measured with --durations=0).
+# `pytest -m "not ros and not slow"` runs in well under a minute; `-m "not ros"` in minutes.
+ROS_MODULES = {
+    "test_bag_replay.py", "test_clean_exit.py", "test_diagnostics_parity.py",
+    "test_distributed.py", "test_interfaces.py", "test_jazzy.py", "test_loopback_netns.py",
+    "test_node.py", "test_node_cameras.py", "test_node_hostile.py", "test_node_lifecycle.py",
+    "test_node_nav2.py", "test_node_outputs.py", "test_own_data.py", "test_ros2_launch.py",
+    "test_rosout.py", "test_setup_env.py", "test_workspace_flow.py",
+}
+ROS_FIXTURES = {"probe", "interfaces_workspace", "interfaces_env", "ros2_env"}
+ROS_TESTS = {
+    "test_train.py::test_resume_after_sigkill_gives_the_uninterrupted_weights",
+}
+SLOW_TESTS = {
+    "test_argmax.py::test_openvino_hands_on_nhwc_logits_as_an_nchw_view_with_the_same_labels",
+    "test_argmax.py::test_the_segmenter_gives_the_same_labels_for_nchw_and_nhwc_logits",
+    "test_backends.py::test_auto_picks_a_runnable_backend",
+    "test_backends.py::test_backend_labels_match_eager_fp32_on_real_frames",
+    "test_backends.py::test_encoder_and_baselines_match_eager_on_real_frames",
+    "test_backends.py::test_fixed_shape_backend_is_built_per_image_size",
+    "test_backends.py::test_segmenter_keeps_its_old_api",
+    "test_bag.py::test_offline_eval_equals_the_model_on_the_dataset_files",
+    "test_bench.py::test_bench_cpu_runs_end_to_end",
+    "test_bench.py::test_bench_system_writes_markdown_json_and_plot",
+    "test_bench.py::test_op_profile_splits_the_forward_by_kind_of_op",
+    "test_bench.py::test_sweep_pins_each_clock_and_measures_power_there",
+    "test_cli.py::test_info_lists_backends",
+    "test_cli.py::test_models_table_and_json",
+    "test_cli.py::test_predict_unknown_model_and_missing_weights",
+    "test_cli.py::test_predict_writes_label_color_overlay_for_the_sample_frames",
+    "test_int8_recipe.py::test_int8_leaves_adds_concats_and_batchnorms_and_kept_blocks_in_fp32"
+    "_kept_blocks_fp32",
+    "test_lowp.py::test_a_changed_key_rebuilds_and_an_unchanged_one_loads",
+    "test_lowp.py::test_a_corrupt_cached_model_is_removed_with_a_warning_and_rebuilt",
+    "test_lowp.py::test_a_new_calibration_set_is_a_new_key",
+    "test_lowp.py::test_a_passed_int8_model_is_a_real_int8_graph",
+    "test_lowp.py::test_bench_cpu_labels_rows",
+    "test_lowp.py::test_calibrate_then_eval_int8_on_camvid",
+    "test_lowp.py::test_constant_frame_calibration_is_refused_and_the_node_path_falls_back",
+    "test_train.py::test_erfnet_trains_in_two_stages_and_loads_through_the_zoo",
+    "test_train.py::test_models_build_and_train_for_few_classes",
+    "test_train.py::test_resume_restores_the_dropout_rng",
+    "test_zoo.py::test_camvid_normalization_is_the_training_split_statistics",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ros: starts processes (the node, the CLI, ros2 tools, torchrun) or joins "
+        "DDS; deselect with -m 'not ros'")
+    config.addinivalue_line(
+        "markers", "slow: pure, but over a second of model work on 2 cores; deselect with "
+        "-m 'not slow'")
+
+
+def _test_id(item):
+    """``file.py::test_name`` without parameters."""
+    return "%s::%s" % (item.path.name, item.originalname)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        test_id = _test_id(item)
+        if item.path.name in ROS_MODULES or ROS_FIXTURES & set(item.fixturenames) \
+                or test_id in ROS_TESTS:
+            item.add_marker(pytest.mark.ros)
+        elif test_id in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="module", autouse=True)
 def zombie_dds_segments_removed():
@@ -81,6 +155,29 @@ def city_frame(data_dir):
                            "frankfurt_000000_000294_leftImg8bit.png"), cv2.IMREAD_COLOR)
     assert image is not None
     return image
+
+
+@pytest.fixture(scope="session")
+def frame(city_frame):
+    """The node tests' camera frame: a Cityscapes frame at 320x160 (modules that need another
+    size define their own ``frame``)."""
+    import cv2
+    return cv2.resize(city_frame, (320, 160), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def probe(request):
+    """A test-side rclpy node (loopback-only DDS) for the module's tests, named after the
+    module; it records /diagnostics from its start, so a test reads every status a node sent."""
+    pytest.importorskip("rclpy")
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosutil import start_probe, stop_probe
+
+    module = request.module.__name__.rpartition(".")[2]
+    probe = start_probe("espnet_%s_probe" % module.replace("test_", "", 1))
+    probe.subscribe(DiagnosticArray, "/diagnostics", depth=200)
+    yield probe
+    stop_probe(probe)
 
 
 @pytest.fixture(scope="session")

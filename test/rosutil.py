@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from espnet_ros.ros import node_process
+from espnet_ros.tools import node_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,39 @@ def stop_probe(probe):
     import rclpy
     probe.node.destroy_node()
     rclpy.shutdown()
+
+
+LATE_LABEL_INFO_READER = """
+import json, sys, time
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from vision_msgs.msg import LabelInfo
+rclpy.init()
+node = rclpy.create_node("late_label_info_reader")
+got = []
+qos = QoSProfile(depth=int(sys.argv[2]), reliability=ReliabilityPolicy.RELIABLE,
+                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+node.create_subscription(LabelInfo, sys.argv[1], got.append, qos)
+end = time.monotonic() + 60
+while not got and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print(json.dumps([[c.class_id, c.class_name] for c in got[0].class_map] if got else None))
+"""
+
+
+def late_class_map(topic, depth):
+    """{class id: name} that a process starting now receives on ``topic`` (a LabelInfo
+    published before it existed), subscribing reliable, transient-local, with ``depth``;
+    None when nothing came within 60 s."""
+    import json
+    import sys
+
+    from espnet_ros.ros.env import localhost_env
+    result = subprocess.run([sys.executable, "-c", LATE_LABEL_INFO_READER, topic, str(depth)],
+                            env=localhost_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    pairs = json.loads(result.stdout.strip().splitlines()[-1])
+    return None if pairs is None else {int(i): name for i, name in pairs}
 
 
 class Started:

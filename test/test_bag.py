@@ -10,9 +10,9 @@ from espnet_ros.bag import BagError
 from espnet_ros.bag.evaluate import evaluate_bag, node_config
 from espnet_ros.bag.io import BagReader, BagWriter, iter_frames, label_message, typestore
 from espnet_ros.bag.make import dataset_source, make_bag, media_source
-from espnet_ros.bag.replay import ReplayOptions, run_replay
 from espnet_ros.cli import main as cli_main
-from espnet_ros.ros.codec import cdr_restamp, cdr_stamp
+from espnet_ros.messages.cdr import cdr_restamp, cdr_stamp
+from espnet_ros.tools.bag_replay import ReplayOptions, run_replay
 
 MODEL = "espnet-p2q8-camvid"
 SIZE = (240, 180)
@@ -64,7 +64,7 @@ def test_make_writes_images_info_and_labels_with_one_stamp_per_frame(camvid, tmp
         assert all(v == expected for v in stamps.values())
         topics = bag.choose_topics(need_label=True)
         frames = list(iter_frames(bag, topics))
-    from espnet_ros.ros.codec import image_to_bgr
+    from espnet_ros.messages.decode import image_to_bgr
     for index, (_, msg, gt) in enumerate(frames):
         assert msg.encoding == encoding
         image, label = camvid[index]
@@ -238,7 +238,9 @@ def _copy(src, dst):
     return dst
 
 
-def test_corrupt_and_truncated_bags_are_clear_errors(camvid_bag, camvid, tmp_path, capsys):
+def test_corrupt_and_truncated_bags_are_clear_errors(camvid_bag, camvid, pipeline, tmp_path,
+                                                    capsys):
+    # pipeline: the weights are fetched before, not in the middle of, the one-line errors
     truncated = _copy(camvid_bag, tmp_path / "truncated")
     data = next(truncated.glob("*.mcap"))
     os.truncate(str(data), data.stat().st_size // 2)

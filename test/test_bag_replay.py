@@ -12,7 +12,7 @@ from test_bag import write_recorder_style_bag  # noqa: E402
 from espnet_ros.bag.evaluate import evaluate_bag, node_config  # noqa: E402
 from espnet_ros.bag.io import BagReader  # noqa: E402
 from espnet_ros.bag.make import dataset_source, make_bag  # noqa: E402
-from espnet_ros.bag.replay import ReplayOptions, run_replay  # noqa: E402
+from espnet_ros.tools.bag_replay import ReplayOptions, run_replay  # noqa: E402
 
 MODEL = "espnet-p2q8-camvid"
 SIZE = (240, 180)  # a quarter of the CamVid frame keeps the node fast on two cores

@@ -9,22 +9,15 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from rosutil import Started, catches_signal, start_probe, stop_probe  # noqa: E402
+from rosutil import Started, catches_signal  # noqa: E402
 
 from espnet_ros.ros.env import localhost_env  # noqa: E402
-from espnet_ros.ros.node_process import node_command  # noqa: E402
+from espnet_ros.tools.node_process import node_command  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 PARAMS = {"model": MODEL, "input_width": 256, "input_height": 128, "warmup_frames": 1}
 SIGNALS = {"SIGINT": [signal.SIGINT], "SIGINT twice": [signal.SIGINT, signal.SIGINT],
            "SIGTERM": [signal.SIGTERM]}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    probe = start_probe("espnet_exit_probe")
-    yield probe
-    stop_probe(probe)
 
 
 def _env():

@@ -1,4 +1,4 @@
-"""Tests for espnet_ros.ros.codec on hand-built byte layouts."""
+"""Tests for espnet_ros.messages (decode, encode) on hand-built byte layouts."""
 import array
 from types import SimpleNamespace
 
@@ -6,20 +6,22 @@ import cv2
 import numpy as np
 import pytest
 
-from espnet_ros.ros.codec import (
+from espnet_ros.messages.decode import (
     SUPPORTED_ENCODINGS,
     ImageDecodeError,
+    compressed_to_bgr,
+    decode,
+    image_array,
+    image_to_bgr,
+    overlay_encoding_for,
+)
+from espnet_ros.messages.encode import (
     ImageWriter,
     MessageKit,
     camera_info_message,
     compressed_message,
-    compressed_to_bgr,
-    decode,
     header,
-    image_array,
     image_message,
-    image_to_bgr,
-    overlay_encoding_for,
     write_pixels,
 )
 
@@ -493,7 +495,7 @@ def test_real_sensor_msgs_mono16_big_endian():
 
 def test_real_sensor_msgs_overlay_and_compressed():
     msg_module = pytest.importorskip("sensor_msgs.msg")
-    from espnet_ros.ros.codec import rclpy_kit
+    from espnet_ros.messages.encode import rclpy_kit
     kit = rclpy_kit()
     out = image_message(kit, msg_module.Image().header, BGR, overlay_encoding_for("rgba8"))
     assert isinstance(out, msg_module.Image) and isinstance(out.data, array.array)
@@ -524,7 +526,7 @@ def _png_header_only(width, height):
 
 
 def test_a_decompression_bomb_is_refused_from_its_header_before_any_decoding(monkeypatch):
-    import espnet_ros.ros.codec as codec_module
+    import espnet_ros.messages.decode as codec_module
     monkeypatch.setattr(codec_module, "_decode_capturing_stderr",
                         lambda buf: pytest.fail("decoded despite the pixel limit"))
     bomb = SimpleNamespace(format="png", data=_png_header_only(30000, 30000))
@@ -596,7 +598,8 @@ def test_image_size_is_read_from_the_serialized_message(frame_id):
     pytest.importorskip("rclpy")
     from rclpy.serialization import serialize_message
 
-    from espnet_ros.ros.codec import cdr_image_size, rclpy_kit
+    from espnet_ros.messages.cdr import cdr_image_size
+    from espnet_ros.messages.encode import rclpy_kit
     kit = rclpy_kit()
     msg = image_message(kit, kit.Header(frame_id=frame_id), np.zeros((5, 7, 3), np.uint8), "bgr8")
     assert cdr_image_size(serialize_message(msg)) == (7, 5)

@@ -1,6 +1,6 @@
 """The project's converter against the real cv_bridge, for every encoding the node accepts.
 
-The node decodes with ``espnet_ros.ros.codec`` (zero-copy, and right where cv_bridge 4.1.0 is
+The node decodes with ``espnet_ros.messages.decode`` (zero-copy, and right where cv_bridge 4.1.0 is
 not). Here both decode the same messages: where cv_bridge is right the arrays must be
 identical; where it is known to be wrong (see README "cv_bridge parity"), the codec must give
 what cv_bridge itself gives for the same picture in a layout it handles (no row padding,
@@ -16,7 +16,7 @@ pytest.importorskip("sensor_msgs.msg")
 from rosutil import padded_image  # noqa: E402
 from test_node import encoded_inputs  # noqa: E402
 
-from espnet_ros.ros import codec  # noqa: E402
+from espnet_ros.messages.decode import compressed_to_bgr, decode, image_to_bgr  # noqa: E402
 
 BYTES_PER_PIXEL = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1, "mono16": 2,
                    "yuv422": 2, "yuv422_yuy2": 2, "bayer_rggb8": 1, "bayer_bggr8": 1,
@@ -45,7 +45,7 @@ def test_every_encoding_and_padding_decodes_as_cv_bridge_decodes_it(bridge, fram
     for pad in (0, 4, 5, 6, 7):
         for encoding, pixels, bigendian in encoded_inputs(frame):
             msg = padded_image(pixels, encoding, pad=pad, bigendian=bigendian)
-            ours = codec.image_to_bgr(msg)
+            ours = image_to_bgr(msg)
             if cv_bridge_is_right(encoding, pad, bigendian):
                 theirs = bridge.imgmsg_to_cv2(msg, "bgr8")
                 checked["identical"] += 1
@@ -56,7 +56,7 @@ def test_every_encoding_and_padding_decodes_as_cv_bridge_decodes_it(bridge, fram
             assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
             assert np.array_equal(ours, theirs), (encoding, pad, bigendian)
             # The node's own path (decode) gives the same picture in either channel order.
-            decoded = codec.decode(msg)
+            decoded = decode(msg)
             as_bgr = decoded.pixels if decoded.order == "bgr" else decoded.pixels[..., ::-1]
             assert np.array_equal(as_bgr, theirs), (encoding, pad)
     assert checked["identical"] >= 30 and checked["against cv_bridge's own unpadded decode"] >= 10
@@ -68,12 +68,12 @@ def test_the_cases_listed_as_cv_bridge_errors_are_still_cv_bridge_errors(bridge,
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
     big = padded_image(gray.astype(">u2"), "mono16", pad=0, bigendian=True)
     try:
-        wrong = not np.array_equal(bridge.imgmsg_to_cv2(big, "bgr8"), codec.image_to_bgr(big))
+        wrong = not np.array_equal(bridge.imgmsg_to_cv2(big, "bgr8"), image_to_bgr(big))
     except Exception:  # AttributeError: ndarray.newbyteorder, removed in NumPy 2
         wrong = True
     assert wrong
     padded = padded_image(frame, "bgr8", pad=7)
-    assert not np.array_equal(bridge.imgmsg_to_cv2(padded, "bgr8"), codec.image_to_bgr(padded))
+    assert not np.array_equal(bridge.imgmsg_to_cv2(padded, "bgr8"), image_to_bgr(padded))
 
 
 @pytest.mark.parametrize("fmt, ext", [("jpeg", ".jpg"), ("png", ".png"),
@@ -91,4 +91,4 @@ def test_compressed_formats_decode_as_cv_bridge_decodes_them(bridge, frame, fmt,
         # node needs three, with the same values.
         assert fmt.startswith("mono")
         theirs = cv2.cvtColor(theirs, cv2.COLOR_GRAY2BGR)
-    assert np.array_equal(codec.compressed_to_bgr(msg), theirs)
+    assert np.array_equal(compressed_to_bgr(msg), theirs)

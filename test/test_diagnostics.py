@@ -1,4 +1,4 @@
-"""Tests for espnet_ros.ros.diagnostics with injected clocks."""
+"""Tests for espnet_ros.messages.diagnostics (and the reader in tools/) with injected clocks."""
 import os
 import subprocess
 import sys
@@ -7,8 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from espnet_ros.power import PowerSummary
-from espnet_ros.ros.diagnostics import (
+from espnet_ros.messages.diagnostics import (
     ERROR,
     OK,
     STALE,
@@ -24,6 +23,7 @@ from espnet_ros.ros.diagnostics import (
     merge_summary,
     to_diagnostic_array,
 )
+from espnet_ros.power import PowerSummary
 
 
 class FakeClock:
@@ -460,7 +460,9 @@ def test_modules_import_without_ros():
             "for name in ('rclpy', 'sensor_msgs', 'diagnostic_msgs', 'builtin_interfaces',"
             " 'cv_bridge', 'pynvml'):\n"
             "    sys.modules[name] = None\n"
-            "import espnet_ros.ros.codec, espnet_ros.power, espnet_ros.ros.diagnostics\n")
+            "import espnet_ros.messages.decode, espnet_ros.messages.encode, espnet_ros.messages.cdr,"
+            " espnet_ros.messages.params, espnet_ros.messages.camera_info, espnet_ros.power,"
+            " espnet_ros.messages.diagnostics, espnet_ros.tools.diagnostics_reader\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.check_call([sys.executable, "-c", code], cwd=root)
 
@@ -493,7 +495,7 @@ def test_node_stats_feed_the_pipeline_status_with_stage_percentiles():
 
 
 def test_diagnostics_reader_keeps_one_nodes_statuses():
-    from espnet_ros.ros.diagnostics import DiagnosticsReader
+    from espnet_ros.tools.diagnostics_reader import DiagnosticsReader
     clock = iter(range(100)).__next__
     reader = DiagnosticsReader("/front/espnet_segmentation", clock=clock)
     other = ("/rear/espnet_segmentation: frame pipeline", b"\x00", "x", {"Frames received": "9"})

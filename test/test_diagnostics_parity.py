@@ -1,8 +1,9 @@
 """The project's diagnostics against ROS's diagnostic_updater, on the same inputs.
 
-The node publishes through diagnostic_updater where it imports and through
-espnet_ros.ros.diagnostics elsewhere; both must give the same statuses (names, levels,
-messages, keys and values) so that monitoring set up on one machine works on the other.
+The node publishes through diagnostic_updater where it imports and through its fallback
+(espnet_ros.ros.diagnostics_fallback, on espnet_ros.messages.diagnostics) elsewhere; both must
+give the same statuses (names, levels, messages, keys and values) so that monitoring set up on
+one machine works on the other.
 """
 import time
 
@@ -11,7 +12,7 @@ import pytest
 du = pytest.importorskip("diagnostic_updater", reason="diagnostic_updater is not installed")
 rclpy = pytest.importorskip("rclpy")
 
-from espnet_ros.ros import diagnostics as D  # noqa: E402
+from espnet_ros.messages import diagnostics as D  # noqa: E402
 
 
 class FakeRosClock:
@@ -107,7 +108,7 @@ def _published(use_library, namespace):
     diagnostics = NodeDiagnostics(node, lambda: pipeline, lambda: model, lambda: "espnet_ros/cpu",
                                   1.0, 0.0, 1.0, use_library=use_library)
     assert diagnostics.implementation == ("diagnostic_updater" if use_library
-                                          else "espnet_ros.ros.diagnostics")
+                                          else "espnet_ros.ros.diagnostics_fallback")
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     executor.add_node(probe)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from espnet_ros.ros import params as P
+from espnet_ros.messages import params as P
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "segment.launch.py"

@@ -23,8 +23,8 @@ from espnet_ros.inference.calibration import (
     read_frames,
     write_spec,
 )
+from espnet_ros.messages.params import backend_options
 from espnet_ros.models import create_model
-from espnet_ros.ros.params import backend_options
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -266,7 +266,7 @@ def test_int8_on_a_cpu_without_int8_kernels_is_refused_with_the_reason(tmp_path,
 
 
 def test_the_node_passes_its_calibration_parameter_to_the_backend():
-    from espnet_ros.ros.params import defaults, pipeline_kwargs
+    from espnet_ros.messages.params import defaults, pipeline_kwargs
     assert backend_options({"calibration_file": ""}) == {}
     assert backend_options({"calibration_file": "/x/cal"}) == {"calibration_file": "/x/cal"}
     config = dict(defaults(), calibration_file="/x/cal")

@@ -7,26 +7,15 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rosutil import NodeProcess, Probe, padded_image, stamp  # noqa: E402
+from rosutil import NodeProcess, padded_image, stamp  # noqa: E402
 
 from espnet_ros.inference import Segmenter  # noqa: E402
-from espnet_ros.ros.codec import image_to_bgr, overlay_encoding_for  # noqa: E402
+from espnet_ros.messages.decode import image_to_bgr, overlay_encoding_for  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SIZE = (256, 128)
 PARAMS = {"model": MODEL, "input_width": SIZE[0], "input_height": SIZE[1], "warmup_frames": 1,
           "use_camera_info": True}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    from espnet_ros.ros.env import apply_localhost_env
-    apply_localhost_env()
-    rclpy.init()
-    node = rclpy.create_node("espnet_test_probe")
-    yield Probe(node)
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +48,6 @@ def node_a(tmp_path_factory, probe, interfaces_env, data_dir):
 @pytest.fixture(scope="module")
 def offline():
     return Segmenter.from_zoo(MODEL, input_size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def frame(data_dir):
-    image = cv2.imread(str(data_dir / "cityscapes_samples" / "frankfurt_000000_000294_leftImg8bit.png"))
-    return cv2.resize(image, (320, 160), interpolation=cv2.INTER_AREA)
 
 
 def _yuv422(bgr, order):
@@ -156,9 +139,9 @@ def test_every_encoding_with_padded_rows_and_the_input_header(probe, node_a, off
 
 
 def test_camera_info_is_scaled_for_model_resolution_output(probe, node_a, frame):
-    from espnet_ros.ros import codec
-    kit = codec.rclpy_kit()
-    info = codec.camera_info_message(kit, kit.Header(stamp=stamp(2000), frame_id="cam"), 320, 160)
+    from espnet_ros.messages.encode import camera_info_message, rclpy_kit
+    kit = rclpy_kit()
+    info = camera_info_message(kit, kit.Header(stamp=stamp(2000), frame_id="cam"), 320, 160)
     results = probe.set_parameters(node_a.base, output_resolution="model")
     assert results[0].successful, results[0].reason
     topics = ("label", "camera_info")
@@ -224,7 +207,7 @@ def test_bad_input_is_rejected_and_the_node_keeps_serving(probe, node_a, frame):
 
 def _reader(probe, node):
     """The node's statuses among the /diagnostics the probe received so far."""
-    from espnet_ros.ros.diagnostics import DiagnosticsReader
+    from espnet_ros.tools.diagnostics_reader import DiagnosticsReader
     reader = DiagnosticsReader(node.base)
     for msg in probe.messages("/diagnostics"):
         reader.feed(msg)
@@ -257,7 +240,7 @@ def test_diagnostics_keys_and_levels(probe, node_a):
                 "Inference p95 (ms)", "End-to-end latency p50 (ms)", "End-to-end latency p95 (ms)"):
         assert key in values
     # Where a frame's time goes, stage by stage (p50 ms), as the node measured it.
-    from espnet_ros.ros.diagnostics import STAGE_KEY
+    from espnet_ros.messages.diagnostics import STAGE_KEY
     from espnet_ros.ros.node_stats import STAGES
     for stage in STAGES:
         assert STAGE_KEY % stage in values, stage

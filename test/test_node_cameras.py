@@ -8,25 +8,17 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rosutil import NodeProcess, padded_image, stamp, start_probe, stop_probe  # noqa: E402
+from rosutil import NodeProcess, padded_image, stamp  # noqa: E402
 
 from espnet_ros.inference import Segmenter  # noqa: E402
-from espnet_ros.ros.codec import image_array, image_to_bgr  # noqa: E402
-from espnet_ros.ros.diagnostics import TASK_MODEL, TASK_PIPELINE, DiagnosticsReader  # noqa: E402
+from espnet_ros.messages.decode import image_array, image_to_bgr  # noqa: E402
+from espnet_ros.messages.diagnostics import TASK_MODEL, TASK_PIPELINE  # noqa: E402
+from espnet_ros.tools.diagnostics_reader import DiagnosticsReader  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SIZE = (128, 64)
 PARAMS = {"model": MODEL, "input_width": SIZE[0], "input_height": SIZE[1], "warmup_frames": 1,
           "cameras": "[front, rear]"}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    from diagnostic_msgs.msg import DiagnosticArray
-    probe = start_probe("espnet_cameras_probe")
-    probe.subscribe(DiagnosticArray, "/diagnostics", depth=100)
-    yield probe
-    stop_probe(probe)
 
 
 def _reader(probe, node):

@@ -10,28 +10,14 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rosutil import NodeProcess, Probe, padded_image, stamp  # noqa: E402
+from rosutil import NodeProcess, padded_image, stamp  # noqa: E402
 
-from espnet_ros.ros import codec  # noqa: E402
-from espnet_ros.ros.diagnostics import TASK_PIPELINE, DiagnosticsReader  # noqa: E402
+from espnet_ros.messages.diagnostics import TASK_PIPELINE  # noqa: E402
+from espnet_ros.messages.encode import camera_info_message, rclpy_kit  # noqa: E402
+from espnet_ros.tools.diagnostics_reader import DiagnosticsReader  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SMALL = {"model": MODEL, "input_width": 128, "input_height": 64, "warmup_frames": 1}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    from espnet_ros.ros.env import apply_localhost_env
-    apply_localhost_env()
-    rclpy.init()
-    node = rclpy.create_node("espnet_hostile_probe")
-    probe = Probe(node)
-    probe.subscribe(DiagnosticArray, "/diagnostics", depth=200)
-    yield probe
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 def _start(probe, namespace, params, tmp_path_factory, msg_type):
@@ -169,8 +155,8 @@ def test_a_raw_frame_over_the_pixel_limit_is_refused_before_decoding(probe, raw_
 
 def test_a_degenerate_camera_info_is_dropped_and_frames_keep_their_camera_info(probe, raw_node,
                                                                               frame):
-    kit = codec.rclpy_kit()
-    good = codec.camera_info_message(kit, kit.Header(frame_id="cam"), 256, 128)
+    kit = rclpy_kit()
+    good = camera_info_message(kit, kit.Header(frame_id="cam"), 256, 128)
     infos = probe.received[raw_node.base + "/camera_info"]
 
     def info_for(sec):
@@ -178,7 +164,7 @@ def test_a_degenerate_camera_info_is_dropped_and_frames_keep_their_camera_info(p
 
     assert _send_until(probe, raw_node, lambda: (raw_node.info_pub.publish(good), padded_image(
         frame, "bgr8", stamp_msg=stamp(120)))[1], lambda: info_for(120))
-    bad = codec.camera_info_message(kit, kit.Header(frame_id="cam"), 256, 128)
+    bad = camera_info_message(kit, kit.Header(frame_id="cam"), 256, 128)
     bad.width = bad.height = 0
     processed = []
 
@@ -207,7 +193,7 @@ def test_an_uncalibrated_camera_info_is_republished_for_the_output(probe, raw_no
                                                                    size, binning, sec):
     """usb_cam / v4l2_camera without a calibration file: K, D, R, P zero (sensor_msgs says so).
     Consumers still need the output's size and frame from ~/camera_info."""
-    kit = codec.rclpy_kit()
+    kit = rclpy_kit()
     info = kit.CameraInfo(header=kit.Header(frame_id="cam"), width=size[0], height=size[1],
                           binning_x=binning, binning_y=binning)
     assert list(info.k) == [0.0] * 9 and list(info.p) == [0.0] * 12 and list(info.d) == []

@@ -3,13 +3,12 @@ by launch_ros's LifecycleNode from segment.launch.py (autostart:=true)."""
 import subprocess
 import time
 
-import cv2
 import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("ros2lifecycle", reason="the ros2 lifecycle command is not installed")
 
-from rosutil import NodeProcess, Started, padded_image, stamp, start_probe, stop_probe  # noqa: E402
+from rosutil import NodeProcess, Started, padded_image, stamp  # noqa: E402
 
 from espnet_ros.ros.env import localhost_launch_arguments  # noqa: E402
 
@@ -23,20 +22,6 @@ def lifecycle(env, verb, node, *args):
     cmd = ["ros2", "lifecycle", verb, "--no-daemon", "--spin-time", "5", node] + list(args)
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     return result.returncode, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def probe():
-    probe = start_probe("espnet_lifecycle_probe")
-    yield probe
-    stop_probe(probe)
-
-
-@pytest.fixture(scope="module")
-def frame(data_dir):
-    image = cv2.imread(str(data_dir / "cityscapes_samples" /
-                           "frankfurt_000000_000294_leftImg8bit.png"))
-    return cv2.resize(image, (320, 160), interpolation=cv2.INTER_AREA)
 
 
 def _answered(probe, pub, frame, topic, sec, timeout=60):

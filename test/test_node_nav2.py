@@ -7,9 +7,6 @@ cloud's), reads the mask as class ids (mono8) and the confidence as one byte per
 0..255), and maps class ids to the names in its config through vision_msgs/LabelInfo received
 with reliable, transient-local QoS (it may subscribe after the node published it).
 """
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,42 +14,16 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installed")
 
-from rosutil import NodeProcess, padded_image, stamp, start_probe, stop_probe  # noqa: E402
+from rosutil import NodeProcess, late_class_map, padded_image, stamp  # noqa: E402
 
-from espnet_ros.ros import codec  # noqa: E402
-from espnet_ros.ros.env import localhost_env  # noqa: E402
+from espnet_ros.messages.decode import decode, image_array  # noqa: E402
+from espnet_ros.messages.encode import camera_info_message, rclpy_kit  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 SIZE = (256, 128)
 # The defaults a nav2 user gets, plus the outputs the layer reads.
 PARAMS = {"model": MODEL, "input_width": SIZE[0], "input_height": SIZE[1], "warmup_frames": 1,
           "publish_confidence": True, "use_camera_info": True, "threads": 1}
-
-LATE_SUBSCRIBER = """
-import json, sys, time
-import rclpy
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from vision_msgs.msg import LabelInfo
-rclpy.init()
-node = rclpy.create_node("late_nav2_layer")
-got = []
-# The layer's QoS for labels_topic: reliable, transient local, depth 5.
-qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
-                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
-node.create_subscription(LabelInfo, sys.argv[1], got.append, qos)
-end = time.monotonic() + 60
-while not got and time.monotonic() < end:
-    rclpy.spin_once(node, timeout_sec=0.1)
-print(json.dumps({c.class_id: c.class_name for c in got[0].class_map} if got else None))
-"""
-
-
-@pytest.fixture(scope="module")
-def probe():
-    probe = start_probe("espnet_nav2_probe")
-    yield probe
-    stop_probe(probe)
-
 
 def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs(
         probe, tmp_path, city_frame):
@@ -75,9 +46,9 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
                                            base + "/" + name, got[name].append, best_effort)
         image_pub = probe.node.create_publisher(Image, "/nav/image", 5)
         info_pub = probe.node.create_publisher(CameraInfo, "/nav/camera_info", 5)
-        kit = codec.rclpy_kit()
+        kit = rclpy_kit()
         msg = padded_image(frame, "bgr8", stamp_msg=stamp(4242, 17), frame_id="nav_cam")
-        info = codec.camera_info_message(kit, msg.header, 320, 160)
+        info = camera_info_message(kit, msg.header, 320, 160)
 
         def complete():
             return all(any(m.header.stamp.sec == 4242 for m in got[n]) for n in got)
@@ -96,14 +67,14 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
             assert m.header.frame_id == "nav_cam", name
             assert (m.width, m.height) == (320, 160), name
         assert out["label"].encoding == "mono8" and out["confidence"].encoding == "mono8"
-        labels = codec.image_array(out["label"])
-        confidence = codec.image_array(out["confidence"])
+        labels = image_array(out["label"])
+        confidence = image_array(out["confidence"])
 
         # The same forward here, on the node's thread count: the mono8 confidence is
         # round(255 * max probability), nearest-upsampled like the labels.
         torch.set_num_threads(1)
         pipeline = Pipeline.build(MODEL, input_size=SIZE)
-        inferred = pipeline.infer(codec.decode(msg).pixels, "bgr", confidence=True)
+        inferred = pipeline.infer(decode(msg).pixels, "bgr", confidence=True)
         expected = pipeline.render(frame, inferred, "bgr")
         assert (labels == expected.labels).all()
         want = np.rint(255 * inferred.probability).astype(np.uint8)
@@ -113,10 +84,8 @@ def test_label_confidence_and_camera_info_for_one_frame_match_as_the_layer_needs
 
         # A layer that starts now still receives the class map, and it names every class id
         # that appears in the mask.
-        result = subprocess.run([sys.executable, "-c", LATE_SUBSCRIBER, base + "/label_info"],
-                                env=localhost_env(), capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
-        class_map = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
+        # The layer's QoS for labels_topic: reliable, transient local, depth 5.
+        class_map = late_class_map(base + "/label_info", depth=5)
         assert set(np.unique(labels).tolist()) <= set(class_map)
         assert class_map[19] == "void" and class_map[0] == "road"
     finally:

@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from espnet_ros.ros import camera_info
+from espnet_ros.messages import camera_info
 from espnet_ros.ros.frame_slot import Frame, LatestFrames, LatestFrameSlot
 
 
@@ -97,8 +97,8 @@ def test_one_forward_call_for_frames_of_several_sizes_and_channel_orders(data_di
 
 
 def test_camera_names_and_topic_layout():
+    from espnet_ros.messages.params import camera_names, validate
     from espnet_ros.ros.node_camera import Camera
-    from espnet_ros.ros.params import camera_names, validate
     assert camera_names([]) == [] and camera_names(["front", "/rear/"]) == ["front", "rear"]
     for bad in (["front", "front"], ["1cam"], ["a b"], [""]):
         assert validate("cameras", bad), bad
@@ -229,7 +229,7 @@ def test_a_contradictory_uncalibrated_info_is_still_rejected(change, needle):
 
 
 def test_torch_threads_leave_a_core_on_cpu_and_follow_an_explicit_setting():
-    from espnet_ros.ros.params import torch_threads
+    from espnet_ros.messages.params import torch_threads
     assert torch_threads({"threads": 0, "device": "cpu"}, cores=2) == 1
     assert torch_threads({"threads": 0, "device": "cpu"}, cores=1) == 1
     assert torch_threads({"threads": 0, "device": "cpu"}, cores=12) == 11

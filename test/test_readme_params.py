@@ -8,10 +8,7 @@ from pathlib import Path
 
 import yaml
 
-try:
-    from espnet_ros.messages import params
-except ImportError:
-    from espnet_ros.ros import params
+from espnet_ros.messages import params
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

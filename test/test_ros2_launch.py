@@ -8,32 +8,18 @@ import subprocess
 import sys
 import time
 
-import cv2
 import pytest
 import yaml
 
 pytest.importorskip("rclpy")
 
-from rosutil import Started, child_pids, environ_of, padded_image, stamp, start_probe, stop_probe  # noqa: E402
+from rosutil import Started, child_pids, environ_of, padded_image, stamp  # noqa: E402
 
 from espnet_ros.ros.env import profile_path  # noqa: E402
 
 MODEL = "espnet-p2q3-cityscapes"
 NODE = "/front/espnet_segmentation"
 PARAMS = {"input_width": 256, "input_height": 128, "warmup_frames": 1, "use_camera_info": True}
-
-
-@pytest.fixture(scope="module")
-def probe():
-    probe = start_probe("espnet_ros2_tools_probe")
-    yield probe
-    stop_probe(probe)
-
-
-@pytest.fixture(scope="module")
-def frame(data_dir):
-    image = cv2.imread(str(data_dir / "cityscapes_samples" / "frankfurt_000000_000294_leftImg8bit.png"))
-    return cv2.resize(image, (320, 160), interpolation=cv2.INTER_AREA)
 
 
 # Without the ros2 daemon (it would outlive the test) each command discovers the graph
@@ -76,12 +62,12 @@ class Publisher:
     def __init__(self, probe, frame, image_topic, info_topic=None):
         from sensor_msgs.msg import CameraInfo, Image
 
-        from espnet_ros.ros import codec
-        kit = codec.rclpy_kit()
+        from espnet_ros.messages.encode import camera_info_message, rclpy_kit
+        kit = rclpy_kit()
         self.probe, self.frame = probe, frame
         self.image_pub = probe.node.create_publisher(Image, image_topic, 5)
         self.info_pub = probe.node.create_publisher(CameraInfo, info_topic, 5) if info_topic else None
-        self.info = codec.camera_info_message(kit, kit.Header(frame_id="front_cam"),
+        self.info = camera_info_message(kit, kit.Header(frame_id="front_cam"),
                                               frame.shape[1], frame.shape[0])
 
     def until(self, condition, sec, timeout=120.0, frame_id="front_cam"):

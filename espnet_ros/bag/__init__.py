@@ -7,10 +7,9 @@ topics, all with the same header stamps per frame:
     /camera/camera_info       sensor_msgs/CameraInfo
     /camera/label_gt          sensor_msgs/Image mono8: train ids, 255 = not scored (when labels exist)
 
-``bag replay`` plays a bag into a ``segment_node`` started in its own process and reports
-throughput, latency, drops and mIoU; ``bag eval`` runs the same segmenter over the bag's frames
-with no ROS graph. Reading and writing use the pure-Python ``rosbags`` library; only replay
-needs rclpy.
+``bag eval`` runs the node's segmenter over the bag's frames with no ROS graph. Reading and
+writing use the pure-Python ``rosbags`` library; nothing here needs rclpy. ``bag replay``, which
+plays a bag into a live ``segment_node``, is a tool: ``espnet_ros.tools.bag_replay``.
 """
 from .io import IMAGE_TOPIC, INFO_TOPIC, LABEL_TOPIC, BagError
 

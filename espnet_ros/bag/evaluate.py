@@ -1,13 +1,13 @@
 """``espnet-ros bag eval``: the model over a bag's frames, no ROS graph, accuracy only.
 
 The pipeline is built exactly as the node builds it (``Pipeline.build`` from the node's
-parameter values) and each frame takes the node's path: ``codec.decode``, then
+parameter values) and each frame takes the node's path: ``messages.decode.decode``, then
 ``Pipeline.run``. So a replay that drops nothing gives the same mIoU.
 """
 import time
 
-from ..ros import codec
-from ..ros import params as P
+from ..messages import params as P
+from ..messages.decode import ImageDecodeError, decode
 from .io import BagError, BagReader, iter_frames
 from .scoring import Scorer
 
@@ -52,8 +52,8 @@ def evaluate_bag(bag_path, config, image_topic=None, label_topic=None, limit=Non
                 pipeline = pipeline or build_pipeline(config)
                 scorer = Scorer(pipeline.entry)
             try:
-                image = codec.decode(msg)
-            except codec.ImageDecodeError as exc:  # the node rejects such a frame too
+                image = decode(msg)
+            except ImageDecodeError as exc:  # the node rejects such a frame too
                 rejected.append({"stamp_ns": stamp, "reason": str(exc)})
                 continue
             labels = pipeline.run(image.pixels, image.order, config["output_resolution"]).labels

@@ -47,8 +47,8 @@ def stamp_ns(header):
 
 
 def bag_kit():
-    """The codec's message classes from the typestore (messages rosbags can serialize)."""
-    from ..ros.codec import MessageKit
+    """The message classes from the typestore (messages rosbags can serialize)."""
+    from ..messages.encode import MessageKit
 
     types = typestore().types
     return MessageKit(types[IMAGE_TYPE], types[COMPRESSED_TYPE], types[CAMERA_INFO_TYPE],
@@ -60,28 +60,28 @@ def bag_kit():
 # ------------------------------------------------------------------------------- message builders
 def image_message(bgr, encoding, stamp, frame_id):
     """A typestore Image (bgr8, rgb8, mono8, ...) or CompressedImage (jpeg, png) of ``bgr``."""
-    from ..ros import codec
+    from ..messages import encode
 
     kit = bag_kit()
-    head = codec.header(kit, stamp, frame_id)
+    head = encode.header(kit, stamp, frame_id)
     try:
-        return codec.frame_message(kit, head, bgr, encoding)
+        return encode.frame_message(kit, head, bgr, encoding)
     except ValueError as exc:
         raise BagError(str(exc)) from exc
 
 
 def label_message(label, stamp, frame_id):
-    from ..ros import codec
+    from ..messages import encode
 
     kit = bag_kit()
-    return codec.image_message(kit, codec.header(kit, stamp, frame_id), label, "mono8")
+    return encode.image_message(kit, encode.header(kit, stamp, frame_id), label, "mono8")
 
 
 def camera_info_message(width, height, stamp, frame_id):
-    from ..ros import codec
+    from ..messages import encode
 
     kit = bag_kit()
-    return codec.camera_info_message(kit, codec.header(kit, stamp, frame_id), width, height)
+    return encode.camera_info_message(kit, encode.header(kit, stamp, frame_id), width, height)
 
 
 def label_array(msg, topic=LABEL_TOPIC):
@@ -99,7 +99,7 @@ def label_array(msg, topic=LABEL_TOPIC):
 
 def decode_image(msg, msgtype):
     """BGR pixels of an Image / CompressedImage, as the node decodes them."""
-    from ..ros.codec import compressed_to_bgr, image_to_bgr
+    from ..messages.decode import compressed_to_bgr, image_to_bgr
     return compressed_to_bgr(msg) if msgtype == COMPRESSED_TYPE else image_to_bgr(msg)
 
 
@@ -346,3 +346,27 @@ def iter_frames(bag, topics, with_labels=True, max_waiting=64):
                     labels.pop(next(iter(labels)))
     for stamp, msg in images.items():
         yield stamp, msg, None
+
+
+def segmentation_info_msgdef():
+    """(msgdef, rihs01) of espnet_ros/msg/SegmentationInfo for the output bag's schema."""
+    from rosbags.typesys import get_types_from_msg
+
+    name = "espnet_ros/msg/SegmentationInfo"
+    store = typestore()
+    if name not in store.types:
+        store.register(get_types_from_msg(_segmentation_info_text(), name))
+    return store.generate_msgdef(name, ros_version=2)[0], store.hash_rihs01(name)
+
+
+def _segmentation_info_text():
+    candidates = [Path(__file__).resolve().parents[2] / "msg" / "SegmentationInfo.msg"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(Path(get_package_share_directory("espnet_ros")) / "msg" / "SegmentationInfo.msg")
+    except Exception:  # no ament index (pip install): the source tree's copy or nothing
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path.read_text()
+    raise BagError("msg/SegmentationInfo.msg not found (looked in %s)" % ", ".join(map(str, candidates)))

@@ -5,7 +5,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..ros.codec import cdr_stamp
+from ..messages.cdr import cdr_stamp
 from .io import label_array
 
 PRIMING_STAMP = 0  # the node treats a zero stamp as unstamped; bag frames never use it

@@ -62,7 +62,7 @@ def dataset_source(kind, root, split, limit=None):
 
 def media_source(path, limit=None):
     """An image folder or a video: frames without ground truth."""
-    from ..ros.camera_source import VIDEO_SUFFIXES, SourceError, folder_frames, video_frames
+    from .media import VIDEO_SUFFIXES, SourceError, folder_frames, video_frames
 
     path = Path(path)
     if path.is_dir():

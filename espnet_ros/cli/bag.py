@@ -108,8 +108,8 @@ def run_make(args):
 
 def run_replay(args):
     from ..bag import BagError
-    from ..bag.replay import OUTPUTS, ReplayOptions
-    from ..bag.replay import run_replay as replay
+    from ..tools.bag_replay import OUTPUTS, ReplayOptions
+    from ..tools.bag_replay import run_replay as replay
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
     unknown = sorted(set(outputs) - set(OUTPUTS))
     if unknown:

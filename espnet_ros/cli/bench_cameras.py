@@ -1,5 +1,5 @@
 """``espnet-ros bench cameras``: N cameras into one node vs. N single-camera nodes
-(see ros/bench_cameras)."""
+(see tools/bench_cameras)."""
 from pathlib import Path
 
 from . import CommandError
@@ -28,7 +28,7 @@ def add_parser(bench_sub):
 
 def run(args):
     from ..models import zoo
-    from ..ros.bench_cameras import markdown, run_bench
+    from ..tools.bench_cameras import markdown, run_bench
     from .bench_node import read_frame
     frame = read_frame(args.frame)
     if args.cameras < 1 or args.runs < 1:

@@ -1,4 +1,4 @@
-"""``espnet-ros bench node``: bare inference vs. the node across processes (see ros/bench_node)."""
+"""``espnet-ros bench node``: bare inference vs. the node across processes (see tools/bench_node)."""
 import os
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from .predict import parse_size
 
 def add_parser(bench_sub):
     """Registers ``node`` under the ``bench`` subcommand's subparsers."""
-    from ..ros.bench_node import OUTPUTS
+    from ..tools.bench_node import OUTPUTS
 
     p = bench_sub.add_parser("node", help="the node's work in one process vs. the node across "
                                           "processes: throughput ratio, added latency, stages")
@@ -44,7 +44,7 @@ def read_frame(path=None):
 
 def run(args):
     from ..models import zoo
-    from ..ros.bench_node import OUTPUTS, markdown, run_bench
+    from ..tools.bench_node import OUTPUTS, markdown, run_bench
     frame = read_frame(args.frame)
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
     unknown = set(outputs) - set(OUTPUTS)

@@ -19,7 +19,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..ros.camera_source import run_camera
+    from ..tools.camera_source import run_camera
     sent = run_camera(args.source, args.rate, args.encoding, args.topic, args.frame_id,
                       loop=not args.once, count=args.count, size=args.size,
                       reliable=args.reliable, bag_topic=args.bag_topic)

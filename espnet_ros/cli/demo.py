@@ -30,7 +30,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..ros.demo import run_demo
+    from ..tools.demo import run_demo
     source = args.source or default_source()
     if not source or not Path(source).exists():
         raise CommandError("no camera source: pass --source or set ESPNET_ROS_DATA")

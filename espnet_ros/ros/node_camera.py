@@ -28,7 +28,7 @@ class Camera:
         self.camera_info = None  # the last valid one
         self.camera_info_out = None  # (info, width, height, message for the outputs)
         self.publishers = {}  # output name -> publisher (created on configure)
-        self.writers = {}  # (output name, encoding) -> codec.ImageWriter
+        self.writers = {}  # (output name, encoding) -> messages.encode.ImageWriter
         self.subscriptions = []
 
     def output(self, name):

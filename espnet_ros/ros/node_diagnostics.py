@@ -1,4 +1,5 @@
-"""The node's /diagnostics: ROS's diagnostic_updater where it imports, the same statuses without.
+"""The node's /diagnostics, through ROS's diagnostic_updater (or, where it is not installed,
+the same API from diagnostics_fallback.py).
 
 Three tasks, named ``"<node's full name>: <task>"`` (with several cameras, the first two once
 per camera, ``"<node's full name>: <camera>: <task>"``):
@@ -8,17 +9,15 @@ per camera, ``"<node's full name>: <camera>: <task>"``):
 - ``frame pipeline``: counters, percentiles and per-stage times (``diagnostics.pipeline_status``);
 - ``model and power``: what runs and what it draws (``diagnostics.model_status``).
 
-With diagnostic_updater (a ROS install, or the shared wheels) the Updater, its FrequencyStatus
-and its TimeStampStatus do the work; without it ``diagnostics.py`` gives the same names,
-levels, messages and keys (test_diagnostics.py checks both on the same inputs). Two deliberate
-adjustments to the library: status names carry the full node name (the Updater's ``use_fqn``
-would print ``//name`` in the root namespace), and stamps are handed to its TimeStampStatus in
-its own clock (it reads a fresh system clock, so under ``use_sim_time`` every delay would be
-bag time against wall time).
+Two deliberate adjustments to the library: status names carry the full node name (the
+Updater's ``use_fqn`` would print ``//name`` in the root namespace), and stamps are handed to its
+TimeStampStatus in its own clock (it reads a fresh system clock, so under ``use_sim_time`` every
+delay would be bag time against wall time).
 """
 import time
 
-from . import diagnostics as D
+from ..messages import diagnostics as D
+from . import diagnostics_fallback
 
 PERIOD_S = 1.0
 
@@ -35,6 +34,16 @@ def _fill(stat, status):
     return stat
 
 
+def _diagnostic_updater(use_library):
+    if use_library:
+        try:
+            import diagnostic_updater
+            return diagnostic_updater
+        except ImportError:
+            pass
+    return diagnostics_fallback
+
+
 class NodeDiagnostics:
     """Publishes the tasks once a second for ``node``.
 
@@ -42,6 +51,7 @@ class NodeDiagnostics:
     the device that runs. ``pipeline`` may also be a list of ``(camera name, pipeline())``
     pairs: the output and pipeline tasks are then kept per camera (name "": unprefixed).
     ``output_published(stamp_s, camera)`` is called once per published frame.
+    ``use_library=False`` takes the fallback even where diagnostic_updater is installed.
     """
 
     def __init__(self, node, pipeline, model, hardware_id, min_fps, max_fps, max_delay_s,
@@ -49,28 +59,7 @@ class NodeDiagnostics:
         self.node = node
         self._cameras = [("", pipeline)] if callable(pipeline) else list(pipeline)
         self._model, self._hardware_id = model, hardware_id
-        self.library = None
-        if use_library:
-            try:
-                import diagnostic_updater
-                self.library = diagnostic_updater
-            except ImportError:
-                pass
-        if self.library is not None:
-            self._start_library(min_fps, max_fps, max_delay_s)
-        else:
-            self.frequency = [D.FrequencyStatus(min_fps, max_fps or None) for _ in self._cameras]
-            self.timestamps = [D.TimestampStatus(-1.0, max_delay_s) for _ in self._cameras]
-            self._publisher = node.create_publisher(_diagnostic_array_type(), "/diagnostics", 10)
-            node.create_timer(PERIOD_S, self._publish_own)
-
-    @property
-    def implementation(self):
-        return "diagnostic_updater" if self.library is not None else "espnet_ros.ros.diagnostics"
-
-    # ------------------------------------------------------------------ diagnostic_updater
-    def _start_library(self, min_fps, max_fps, max_delay_s):
-        du = self.library
+        du = self.library = _diagnostic_updater(use_library)
         self.updater = du.Updater(self.node, period=PERIOD_S)
         self.updater.node_name = self.node.get_fully_qualified_name()
         self.updater.setHardwareID(self._hardware_id())
@@ -78,7 +67,7 @@ class NodeDiagnostics:
         self._stamp_param = du.TimeStampStatusParam(-1.0, float(max_delay_s))
         self.set_limits(min_fps, max_fps, max_delay_s)
         self.frequency, self.timestamps = [], []
-        for camera, pipeline in self._cameras:
+        for camera, make_pipeline in self._cameras:
             self.frequency.append(du.FrequencyStatus(self._freq_param))
             self.timestamps.append(du.TimeStampStatus(self._stamp_param))
             output = du.CompositeDiagnosticTask(_task(camera, D.TASK_OUTPUT))
@@ -86,50 +75,26 @@ class NodeDiagnostics:
             output.addTask(self.timestamps[-1])
             self.updater.add(output)
             self.updater.add(_task(camera, D.TASK_PIPELINE),
-                             lambda stat, make=pipeline: self._library_task(stat, make))
-        self.updater.add(D.TASK_MODEL, lambda stat: self._library_task(stat, self._model))
+                             lambda stat, make=make_pipeline: self._run_task(stat, make))
+        self.updater.add(D.TASK_MODEL, lambda stat: self._run_task(stat, self._model))
 
-    def _library_task(self, stat, make):
+    @property
+    def implementation(self):
+        return self.library.__name__
+
+    def _run_task(self, stat, make):
         self.updater.setHardwareID(self._hardware_id())  # a reload may change the device
         stat.hardware_id = self._hardware_id()
         return _fill(stat, make())
 
-    # ------------------------------------------------------------------ own implementation
-    def _publish_own(self):
-        tasks = []
-        for i, (camera, pipeline) in enumerate(self._cameras):
-            output_level, output_message, values = D.OK, "", []
-            for check in (self.frequency[i], self.timestamps[i]):
-                status = check.run()
-                output_level, output_message = D.merge_summary(output_level, output_message,
-                                                               status.level, status.message)
-                values.extend(status.values)
-            tasks += [(_task(camera, D.TASK_OUTPUT),
-                       D.TaskStatus(output_level, output_message, values)),
-                      (_task(camera, D.TASK_PIPELINE), pipeline())]
-        tasks.append((D.TASK_MODEL, self._model()))
-        name = self.node.get_fully_qualified_name()
-        records = [D.StatusRecord("%s: %s" % (name, task), status.level, status.message,
-                                  self._hardware_id(),
-                                  [(str(k), str(v)) for k, v in status.values])
-                   for task, status in tasks]
-        self._publisher.publish(D.to_diagnostic_array(records, self.node.get_clock().now()))
-
-    # ------------------------------------------------------------------ both
     def set_limits(self, min_fps, max_fps, max_delay_s):
-        if self.library is not None:
-            bound = self._freq_param.freq_bound
-            bound["min"] = float(min_fps)
-            if max_fps:
-                bound["max"] = float(max_fps)
-            else:
-                bound.pop("max", None)
-            self._stamp_param.max_acceptable = float(max_delay_s)
+        bound = self._freq_param.freq_bound
+        bound["min"] = float(min_fps)
+        if max_fps:
+            bound["max"] = float(max_fps)
         else:
-            for frequency, timestamps in zip(self.frequency, self.timestamps):
-                frequency.min_freq = float(min_fps)
-                frequency.max_freq = float(max_fps) if max_fps else None
-                timestamps.max_acceptable = float(max_delay_s)
+            bound.pop("max", None)
+        self._stamp_param.max_acceptable = float(max_delay_s)
 
     def output_published(self, stamp_s, camera=0):
         """One frame's outputs went out; ``stamp_s``: its input stamp (0: unstamped);
@@ -137,20 +102,12 @@ class NodeDiagnostics:
         self.frequency[camera].tick()
         if stamp_s <= 0:
             return
+        # TimeStampStatus compares with a fresh system clock: hand it the stamp shifted so
+        # that its delay is the node clock's (sim time included).
         now_s = self.node.get_clock().now().nanoseconds * 1e-9
-        if self.library is not None:
-            # The library's TimeStampStatus compares with a fresh system clock: hand it the
-            # stamp shifted so that its delay is the node clock's (sim time included).
-            self.timestamps[camera].tick(float(stamp_s + (time.time() - now_s)))
-        else:
-            self.timestamps[camera].tick(stamp_s, now_s)
+        self.timestamps[camera].tick(float(stamp_s + (time.time() - now_s)))
 
 
 def _task(camera, task):
     """A task's name for one camera of several ("front: frame pipeline"), or the node's."""
     return "%s: %s" % (camera, task) if camera else task
-
-
-def _diagnostic_array_type():
-    from diagnostic_msgs.msg import DiagnosticArray
-    return DiagnosticArray

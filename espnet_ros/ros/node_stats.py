@@ -6,7 +6,7 @@ Stages of a frame, in order (milliseconds, rolling percentiles):
   executor; includes the camera's own delay when it stamps at exposure);
 - ``wait``: from the subscription callback storing the frame to the worker taking it;
 - ``deserialize``: the serialized message to a message object (done by the worker);
-- ``decode``: the message to pixels (``codec.decode``);
+- ``decode``: the message to pixels (``messages.decode.decode``);
 - ``preprocess``, ``inference``: ``Pipeline.infer`` on the model thread;
 - ``handoff``: the model thread waiting for the publish thread to take the frame;
 - ``postprocess``, ``color``, ``overlay``, ``confidence``: ``Pipeline.render`` on the publish
@@ -15,7 +15,7 @@ Stages of a frame, in order (milliseconds, rolling percentiles):
 """
 import threading
 
-from .diagnostics import FrameCounters, RollingPercentiles
+from ..messages.diagnostics import FrameCounters, RollingPercentiles
 
 STAGES = ("arrival", "wait", "deserialize", "decode", "preprocess", "inference", "handoff",
           "postprocess", "color", "overlay", "confidence", "publish")

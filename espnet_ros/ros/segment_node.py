@@ -6,10 +6,10 @@ camera's newest serialized frame. The frame path, top-down in the section of tha
 ``_model_loop`` takes the newest frame of every camera that has one (``LatestFrames``, longest
 unserved first, at most ``max_batch``), ``_decode`` (deserialize -> decode) each, ``_infer``
 runs them as one batch (``Pipeline.infer_batch``: one forward call); then on the publish thread
-``_render_and_publish`` (``Pipeline.render`` -> publish) for each camera's frame while the
-model runs the next batch. Outputs carry the input's header and are painted straight into the
-outgoing messages' buffers. With ``lifecycle: true`` the node is a managed node (see
-``SegmentNode``).
+``_render_and_publish`` (``Pipeline.render``, then one ``_publish_<output>`` per output) for
+each camera's frame while the model runs the next batch. Outputs carry the input's header and
+are painted straight into the outgoing messages' buffers. With ``lifecycle: true`` the node is
+a managed node (see ``SegmentNode``).
 
 Run with ``ros2 run espnet_ros segment_node`` or, without a ROS install, ``espnet-ros node`` /
 ``python -m espnet_ros.ros.node_main`` (entry point: node_main.main, which handles signals).
@@ -17,7 +17,6 @@ Run with ``ros2 run espnet_ros segment_node`` or, without a ROS install, ``espne
 import functools
 import gc
 import queue
-import sys
 import threading
 import time
 from typing import NamedTuple
@@ -32,11 +31,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message
 
 from ..inference import Buffers, Pipeline
+from ..messages import camera_info, cdr, encode
+from ..messages import params as P
+from ..messages.decode import ImageDecodeError, check_pixels, decode, overlay_encoding_for
+from ..messages.diagnostics import OK, TaskStatus, model_status, pipeline_status
 from ..models.registry import register_user_models
 from ..power import PowerMonitor, UnavailablePowerMeter, detect_power_source
-from . import camera_info, codec, rosout
-from . import params as P
-from .diagnostics import OK, TaskStatus, model_status, pipeline_status
+from . import rosout
 from .frame_slot import Frame, LatestFrames
 from .interfaces import load_segmentation_info
 from .node_camera import Camera
@@ -48,9 +49,10 @@ class _Job(NamedTuple):
     frame: Frame
     camera: Camera
     msg: object           # the deserialized input message
-    image: object         # codec.Decoded
+    image: object         # messages.decode.Decoded
     wanted: dict          # output name -> has a subscriber and is enabled
     config: dict          # the parameters the frame was taken with
+    overlay_encoding: str  # what the overlay is published in (follows the input's encoding)
     pipeline: object      # the pipeline that ran it (a reload may swap self.pipeline)
     inferred: object      # Pipeline.infer_batch's result for this frame
     stages: dict          # stage name -> ms, filled along the way
@@ -100,6 +102,24 @@ class SegmentNode(LifecycleNodeMixin, Node):
     def __init__(self, **kwargs):
         Node.__init__(self, "espnet_segmentation", **kwargs)
         self._rosout = rosout.forward_library_logs(self)  # fallbacks to /rosout
+        self._declare_parameters()
+        LifecycleNodeMixin.__init__(self, enable_communication_interface=self.managed)
+        self._prepare_runtime()
+        self._define_inputs()
+        self._define_outputs()
+        self._define_threads()
+        self._start_diagnostics()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(5.0, self._check_unique_name)  # the graph is a local cache: cheap
+        if self.managed:
+            self.get_logger().info("lifecycle node: unconfigured (no model loaded); configure "
+                                   "and activate to serve")
+        else:
+            self._configure()
+            self._activate()
+
+    def _declare_parameters(self):
+        """Every parameter of the table (messages/params.py), read back and validated."""
         for spec in P.SPECS:
             if spec.name == "cameras":  # an empty default gives rclpy no type to infer
                 self.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, _descriptor(spec))
@@ -111,7 +131,9 @@ class SegmentNode(LifecycleNodeMixin, Node):
             if reason:
                 raise ValueError(reason)
         self.managed = bool(self.config["lifecycle"])
-        LifecycleNodeMixin.__init__(self, enable_communication_interface=self.managed)
+
+    def _prepare_runtime(self):
+        """User-trained models and torch's thread count, before any model is built."""
         try:  # checkpoints trained with espnet-ros train, named in $ESPNET_ROS_MODELS
             register_user_models()
         except (OSError, ValueError) as exc:
@@ -120,16 +142,27 @@ class SegmentNode(LifecycleNodeMixin, Node):
         if threads:
             import torch
             torch.set_num_threads(threads)
+
+    def _define_inputs(self):
+        """The cameras (topic layout in node_camera.py) and the image message type they send;
+        subscribed in ``_activate``."""
         self.cameras = [Camera(i, name, self.get_namespace(), self.get_name())
                         for i, name in enumerate(P.camera_names(self.config["cameras"]) or [""])]
-        self.kit = codec.rclpy_kit()
+        self.kit = encode.rclpy_kit()
         compressed = self.config["input_transport"] == "compressed"
         self.input_type = self.kit.CompressedImage if compressed else self.kit.Image
+
+    def _define_outputs(self):
+        """The optional output message classes; the publishers are created in ``_configure``."""
         self.info_cls, info_reason = load_segmentation_info()
         if self.info_cls is None:
             self.get_logger().warning("~/info is off: %s" % info_reason)
         self.label_info_cls = _label_info_class(self.get_logger())
-        self.pipeline = None  # exists between configure and cleanup
+
+    def _define_threads(self):
+        """What exists between configure and cleanup: the model, the frame slot, the worker
+        threads (started in ``_configure``)."""
+        self.pipeline = None
         self.power = None
         self.slot = None
         self.handoff = None
@@ -138,19 +171,14 @@ class SegmentNode(LifecycleNodeMixin, Node):
         self.forwards = 0  # forward calls, and the frames they carried (diagnostics)
         self.forward_frames = 0
         self.finished = threading.Event()
+
+    def _start_diagnostics(self):
+        """/diagnostics, once a second from now on (unconfigured included)."""
         self.diagnostics = NodeDiagnostics(
             self, [(c.name, functools.partial(self._pipeline_status, c)) for c in self.cameras],
             self._model_status, self._hardware_id, self.config["min_fps"],
             self.config["max_fps"], self.config["max_delay_s"])
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(5.0, self._check_unique_name)  # the graph is a local cache: cheap
         self.get_logger().info("diagnostics published with %s" % self.diagnostics.implementation)
-        if self.managed:
-            self.get_logger().info("lifecycle node: unconfigured (no model loaded); configure "
-                                   "and activate to serve")
-        else:
-            self._configure()
-            self._activate()
 
     def _parameter_value(self, name):
         try:
@@ -197,6 +225,10 @@ class SegmentNode(LifecycleNodeMixin, Node):
         self.power.start()
         for camera in self.cameras:
             self._create_outputs(camera)
+        self._start_threads()
+
+    def _start_threads(self):
+        """The frame slot the subscriptions fill, and the model (and publish) thread."""
         self.slot = LatestFrames(len(self.cameras), on_drop=lambda i: self.cameras[
             i].stats.counters.frame_dropped())
         self.handoff = queue.Queue(maxsize=1) if self.config["pipelining"] else None
@@ -285,7 +317,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
         camera.publishers = pubs
 
     def _image_writer(self, encoding):
-        return codec.ImageWriter(self.kit.Image, encoding)
+        return encode.ImageWriter(self.kit.Image, encoding)
 
     # ---------------------------------------------------------------- startup and parameters
     def _build_pipeline(self, config):
@@ -364,7 +396,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
     # ---------------------------------------------------------------- callbacks
     def _on_image(self, camera, raw):
         camera.stats.counters.frame_received()
-        stamp_ns = codec.cdr_stamp(raw) if len(raw) >= 12 else 0
+        stamp_ns = cdr.cdr_stamp(raw) if len(raw) >= 12 else 0
         arrival_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6 if stamp_ns else None
         self.slot.put(Frame(raw, time.monotonic(), arrival_ms, camera.index))
 
@@ -458,7 +490,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
         is counted and logged, never fatal."""
         try:
             return step(*args)
-        except codec.ImageDecodeError as exc:
+        except ImageDecodeError as exc:
             for camera in cameras:
                 camera.stats.counters.frame_rejected(exc.reason)
             self.get_logger().error("rejected frame%s: %s" % (_of(cameras), exc))
@@ -477,18 +509,19 @@ class SegmentNode(LifecycleNodeMixin, Node):
         max_pixels = config["max_input_pixels"]
         t0 = time.perf_counter()
         if max_pixels and self.input_type is self.kit.Image:  # refused before it is copied
-            size = codec.cdr_image_size(frame.msg)
+            size = cdr.cdr_image_size(frame.msg)
             if size is not None:
-                codec.check_pixels(size[0], size[1], max_pixels, "image")
+                check_pixels(size[0], size[1], max_pixels, "image")
         msg = deserialize_message(frame.msg, self.input_type)
         t1 = time.perf_counter()
-        image = codec.decode(msg, max_pixels)
+        image = decode(msg, max_pixels)
         t2 = time.perf_counter()
         stages.update(deserialize=(t1 - t0) * 1e3, decode=(t2 - t1) * 1e3)
         wanted = {name: config["publish_" + name]
                   and camera.publishers[name].get_subscription_count() > 0
                   for name in IMAGE_OUTPUTS}
-        return _Job(frame, camera, msg, image, wanted, config, None, None, stages)
+        return _Job(frame, camera, msg, image, wanted, config,
+                    overlay_encoding_for(image.encoding), None, None, stages)
 
     def _infer(self, jobs):
         """Model thread: the batch's frames through ``Pipeline.infer_batch``, one forward call
@@ -511,76 +544,89 @@ class SegmentNode(LifecycleNodeMixin, Node):
         largest.pipeline.frame_done(largest.image.pixels)
 
     def _render_and_publish(self, job):
-        """Publish thread: Pipeline.render into the outgoing messages, then publish them."""
-        config, pipeline, image, camera = job.config, job.pipeline, job.image, job.camera
-        resolution = config["output_resolution"]
-        overlay_encoding = codec.overlay_encoding_for(image.encoding)
-        out = pipeline.render(image.pixels, job.inferred, image.order, resolution,
-                              color=job.wanted["color_mask"], overlay=job.wanted["overlay"],
-                              out=self._buffers(camera, pipeline.output_size(image.pixels,
-                                                                             resolution),
-                                                job.wanted, image.order, overlay_encoding,
-                                                config["confidence_encoding"]))
-        stages = job.stages
-        stages.update(zip(("preprocess", "inference", "postprocess", "color", "overlay",
-                           "confidence"), out.timing))
+        """Publish thread: Pipeline.render into the outgoing messages, then one publish per
+        output."""
+        out = job.pipeline.render(
+            job.image.pixels, job.inferred, job.image.order, job.config["output_resolution"],
+            color=job.wanted["color_mask"], overlay=job.wanted["overlay"], out=self._buffers(job))
+        job.stages.update(zip(("preprocess", "inference", "postprocess", "color", "overlay",
+                               "confidence"), out.timing))
         t0 = time.perf_counter()
-        latency_ms = self._publish(camera, job.msg.header, out, job.wanted, image.order,
-                                   overlay_encoding, config["confidence_encoding"],
-                                   job.frame.received, pipeline)
-        stages["publish"] = (time.perf_counter() - t0) * 1e3
-        camera.stats.frame_served(stages, latency_ms)
-        self.diagnostics.output_published(_stamp_ns(job.msg.header) * 1e-9, camera.index)
+        self._publish_label(job)
+        self._publish_color_mask(job)
+        self._publish_overlay(job, out)
+        self._publish_confidence(job)
+        self._publish_camera_info(job, out)
+        latency_ms = self._latency_ms(job.msg.header, job.frame.received)
+        self._publish_info(job, out, latency_ms)
+        job.stages["publish"] = (time.perf_counter() - t0) * 1e3
+        job.camera.stats.frame_served(job.stages, latency_ms)
+        self.diagnostics.output_published(_stamp_ns(job.msg.header) * 1e-9, job.camera.index)
         self.power.frame_done()
 
-    def _buffers(self, camera, size, wanted, order, overlay_encoding, confidence_encoding):
-        """The outgoing messages' pixel buffers for what will be published (see ImageWriter)."""
-        width, height = size
-        writer = functools.partial(camera.writer, make=self._image_writer)
+    def _writer(self, job, output, encoding):
+        """The outgoing message of ``job``'s camera for ``output`` (see ImageWriter)."""
+        return job.camera.writer(output, encoding, make=self._image_writer)
+
+    def _buffers(self, job):
+        """The outgoing messages' pixel buffers for what will be published."""
+        wanted, encoding = job.wanted, job.config["confidence_encoding"]
+        width, height = job.pipeline.output_size(job.image.pixels, job.config["output_resolution"])
         overlay = None
-        if wanted["overlay"] and overlay_encoding in ("bgr8", "rgb8") \
-                and overlay_encoding[:3] == order:
-            overlay = writer("overlay", overlay_encoding).pixels(height, width)
+        if wanted["overlay"] and job.overlay_encoding in ("bgr8", "rgb8") \
+                and job.overlay_encoding[:3] == job.image.order:
+            overlay = self._writer(job, "overlay", job.overlay_encoding).pixels(height, width)
         return Buffers(
-            labels=writer("label", "mono8").pixels(height, width),
-            color=writer("color_mask", "rgb8").pixels(height, width)
+            labels=self._writer(job, "label", "mono8").pixels(height, width),
+            color=self._writer(job, "color_mask", "rgb8").pixels(height, width)
             if wanted["color_mask"] else None,
             overlay=overlay,
-            confidence=(writer("confidence", confidence_encoding).pixels(height, width)
+            confidence=(self._writer(job, "confidence", encoding).pixels(height, width)
                         if wanted["confidence"] else None))
 
-    def _publish(self, camera, header, out, wanted, order, overlay_encoding, confidence_encoding,
-                 received, pipeline):
-        """Publishes every wanted output of ``camera`` with the input's header; returns the
-        latency in ms."""
-        pubs = camera.publishers
-        writer = functools.partial(camera.writer, make=self._image_writer)
-        if wanted["label"]:
-            pubs["label"].publish(writer("label", "mono8").message(header))
-        if wanted["color_mask"]:
-            pubs["color_mask"].publish(writer("color_mask", "rgb8").message(header))
-        if wanted["overlay"]:
-            overlay = writer("overlay", overlay_encoding)
-            pixels = overlay.pixels(*out.overlay.shape[:2])
-            if pixels is not out.overlay:  # e.g. rgba8 input: convert into the message
-                codec.write_pixels(pixels, out.overlay, overlay_encoding, order)
-            pubs["overlay"].publish(overlay.message(header))
-        if wanted["confidence"]:
-            pubs["confidence"].publish(writer("confidence", confidence_encoding).message(header))
-        info = camera.camera_info
-        if "camera_info" in pubs and info is not None:
-            height, width = out.labels.shape
-            cached = camera.camera_info_out
-            if cached is None or cached[:3] != (info, width, height):
-                cached = camera.camera_info_out = (info, width, height,
-                                                   camera_info.for_output(info, width, height))
-            cached[3].header = header
-            pubs["camera_info"].publish(cached[3])
-        latency_ms = self._latency_ms(header, received)
+    def _publish_label(self, job):
+        if job.wanted["label"]:
+            job.camera.publishers["label"].publish(
+                self._writer(job, "label", "mono8").message(job.msg.header))
+
+    def _publish_color_mask(self, job):
+        if job.wanted["color_mask"]:
+            job.camera.publishers["color_mask"].publish(
+                self._writer(job, "color_mask", "rgb8").message(job.msg.header))
+
+    def _publish_overlay(self, job, out):
+        if not job.wanted["overlay"]:
+            return
+        overlay = self._writer(job, "overlay", job.overlay_encoding)
+        pixels = overlay.pixels(*out.overlay.shape[:2])
+        if pixels is not out.overlay:  # e.g. rgba8 input: convert into the message
+            encode.write_pixels(pixels, out.overlay, job.overlay_encoding, job.image.order)
+        job.camera.publishers["overlay"].publish(overlay.message(job.msg.header))
+
+    def _publish_confidence(self, job):
+        if job.wanted["confidence"]:
+            encoding = job.config["confidence_encoding"]
+            job.camera.publishers["confidence"].publish(
+                self._writer(job, "confidence", encoding).message(job.msg.header))
+
+    def _publish_camera_info(self, job, out):
+        """The camera's last valid camera_info, scaled to the outputs' size."""
+        camera, info = job.camera, job.camera.camera_info
+        if "camera_info" not in camera.publishers or info is None:
+            return
+        height, width = out.labels.shape
+        cached = camera.camera_info_out
+        if cached is None or cached[:3] != (info, width, height):
+            cached = camera.camera_info_out = (info, width, height,
+                                               camera_info.for_output(info, width, height))
+        cached[3].header = job.msg.header
+        camera.publishers["camera_info"].publish(cached[3])
+
+    def _publish_info(self, job, out, latency_ms):
+        pubs = job.camera.publishers
         if "info" in pubs and self.config["publish_info"] \
                 and pubs["info"].get_subscription_count():
-            pubs["info"].publish(self._info(header, out, latency_ms, pipeline))
-        return latency_ms
+            pubs["info"].publish(self._info(job.msg.header, out, latency_ms, job.pipeline))
 
     def _latency_ms(self, header, received):
         """From the input stamp (or, for unstamped input, the receive time) to now."""
@@ -656,8 +702,3 @@ def _label_info_class(logger):
         logger.warning("~/label_info is off: vision_msgs is not importable (%s)" % exc)
         return None
     return LabelInfo
-
-
-if __name__ == "__main__":
-    from .node_main import main
-    main(sys.argv)

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-from ..ros.codec import cdr_restamp, cdr_stamp
-from ..ros.diagnostics import TASK_PIPELINE, DiagnosticsReader
-from .io import (
+from ..bag.io import (
     COMPRESSED_TYPE,
     IMAGE_TYPE,
     BagError,
@@ -30,12 +28,16 @@ from .io import (
     decode_image,
     iter_frames,
     label_array,
+    segmentation_info_msgdef,
     typestore,
 )
-from .ledger import PRIMING_STAMP, GroundTruth, Ledger
-from .node_process import NodeUnderTest, segmentation_info_msgdef
-from .report import latency_summary, replay_markdown, write_report
-from .scoring import Scorer
+from ..bag.ledger import PRIMING_STAMP, GroundTruth, Ledger
+from ..bag.report import latency_summary, replay_markdown, write_report
+from ..bag.scoring import Scorer
+from ..messages.cdr import cdr_restamp, cdr_stamp
+from ..messages.diagnostics import TASK_PIPELINE
+from .diagnostics_reader import DiagnosticsReader
+from .node_process import NodeProcess
 
 CLOSED_LOOP, OPEN_LOOP = "closed-loop", "open-loop"
 OUTPUTS = ("label", "color_mask", "info")
@@ -448,3 +450,49 @@ def _report(bag_path, options, topics, replay, before, after, interrupted, exit_
         "notes": notes,
         "timeline": [{"sent_s": t, "latency_ms": lat} for t, lat in ledger.timeline()],
     }
+
+
+class NodeUnderTest:
+    """The segment_node a bag replay drives: started in its own process (``NodeProcess``), or
+    a running one to attach to (``options.attach``)."""
+
+    def __init__(self, options, image_type, image_topic, info_topic, log_path):
+        self.fqn = options.attach.rstrip("/") if options.attach else \
+            options.namespace.rstrip("/") + "/espnet_segmentation"
+        if not self.fqn.startswith("/"):
+            self.fqn = "/" + self.fqn
+        self.process = None
+        self.options, self.image_type, self.image_topic, self.info_topic = \
+            options, image_type, image_topic, info_topic
+        self.log_path = Path(log_path)
+
+    def start(self):
+        options, image_type = self.options, self.image_type
+        if options.attach:
+            return
+        params = {"model": options.model, "device": options.device, "warmup_frames": 2,
+                  "min_fps": 0.0, "output_depth": 10, "use_sim_time": str(options.use_sim_time).lower(),
+                  "input_transport": "compressed" if image_type == COMPRESSED_TYPE else "raw"}
+        if options.weights:
+            params["weights"] = options.weights
+        if options.size:
+            params["input_width"], params["input_height"] = options.size
+        params.update(options.node_params)
+        remaps = [("image/compressed" if image_type == COMPRESSED_TYPE else "image", self.image_topic)]
+        if self.info_topic:
+            remaps.append(("camera_info", self.info_topic))
+        # own session: a Ctrl-C in the terminal stops the replay, which then stops the node itself
+        self.process = NodeProcess(options.namespace, params, self.log_path, remaps=remaps,
+                                   new_session=True)
+
+    @property
+    def proc(self):
+        return self.process.proc if self.process is not None else None
+
+    def check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BagError("segment_node exited with code %d: %s (log: %s)"
+                           % (self.proc.returncode, self.process.last_error(), self.log_path))
+
+    def stop(self):
+        return self.process.stop() if self.process is not None else None

@@ -1,30 +1,26 @@
-"""The one codec for the project's messages: image messages to arrays, arrays to messages.
-
-Decoding (``decode``, ``image_to_bgr``, ``compressed_to_bgr``) turns ``sensor_msgs/Image``
-and ``sensor_msgs/CompressedImage`` into uint8 pixels; writing (``image_message``,
-``compressed_message``, ``camera_info_message``, ``ImageWriter``) builds every message the
-project produces: the node's outputs, the camera source's frames and the bags of ``bag make``.
-Messages are duck-typed and the classes come from a ``MessageKit``: rclpy's (``rclpy_kit``)
-or a rosbags typestore's (``espnet_ros.bag.io.bag_kit``), so this module needs neither.
+"""Image messages to pixels: ``sensor_msgs/Image`` and ``CompressedImage`` to uint8 arrays.
 
 ``image_to_bgr`` returns what ``cv_bridge.imgmsg_to_cv2(msg, 'bgr8')`` returns: the same OpenCV
 colour codes (including cv_bridge's Bayer mapping, whose OpenCV names are offset from the ROS
 ones) and the same 16 to 8 bit scaling (``round(v * 255 / 65535)``, which differs from ``v >> 8``
 by at most 1). ``decode`` goes further for speed: rgb8 and bgr8 come back as zero-copy views in
-their own channel order, which the pipeline takes as is.
+their own channel order, which the pipeline takes as is. ``compressed_to_bgr`` reads jpeg/png,
+checking the size in the header before decoding. ``image_array`` reads the project's own
+outputs (labels, masks, confidences) back.
 
 Overlays are published in the input encoding when it is ``rgb8``, ``bgr8``, ``rgba8`` or
 ``bgra8``. Every other input (``mono8``, ``mono16``, YUV, Bayer) gets a ``bgr8`` overlay: a
 coloured segmentation overlay cannot be stored in a grey or mosaicked image without losing the
 class colours, and re-encoding to YUV/Bayer would cost time for no viewer benefit.
+
+Messages are duck-typed (rclpy's or a rosbags typestore's), so this module needs neither.
 """
-import array
 import os
 import struct
 import sys
 import tempfile
 import threading
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -32,25 +28,16 @@ import numpy as np
 __all__ = [
     "ImageDecodeError",
     "SUPPORTED_ENCODINGS",
+    "LAYOUTS",
     "shown",
+    "check_pixels",
     "compressed_size",
     "Decoded",
     "decode",
     "image_to_bgr",
     "compressed_to_bgr",
     "overlay_encoding_for",
-    "MessageKit",
-    "rclpy_kit",
-    "header",
-    "image_message",
-    "compressed_message",
-    "camera_info_message",
-    "ImageWriter",
-    "write_pixels",
     "image_array",
-    "cdr_stamp",
-    "cdr_image_size",
-    "cdr_restamp",
 ]
 
 
@@ -105,12 +92,11 @@ SUPPORTED_ENCODINGS = tuple(sorted(_BYTES_PER_PIXEL))
 
 _OVERLAY_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 
-_FROM_BGR_CODES = {
-    "bgr8": None,
-    "rgb8": cv2.COLOR_BGR2RGB,
-    "bgra8": cv2.COLOR_BGR2BGRA,
-    "rgba8": cv2.COLOR_BGR2RGBA,
-    "mono8": cv2.COLOR_BGR2GRAY,
+# encoding -> (channels, dtype) of the pixels as written
+LAYOUTS = {
+    "bgr8": (3, "u1"), "rgb8": (3, "u1"), "bgra8": (4, "u1"), "rgba8": (4, "u1"),
+    "mono8": (1, "u1"), "8UC1": (1, "u1"), "mono16": (1, "u2"), "16UC1": (1, "u2"),
+    "32FC1": (1, "f4"),
 }
 
 
@@ -354,201 +340,10 @@ def image_array(msg):
 
     For reading outputs (labels, masks, overlays, confidences) back; a view where possible.
     """
-    channels, dtype = _LAYOUTS.get(msg.encoding, (None, None))
+    channels, dtype = LAYOUTS.get(msg.encoding, (None, None))
     if channels is None:
         raise ImageDecodeError("cannot read image encoding %s as an array" % shown(msg.encoding),
                                "unsupported encoding")
     order = ">" if msg.is_bigendian else "<"
     return _pixel_view(msg, msg.encoding, channels, np.dtype(dtype).itemsize, order,
                        np.dtype(dtype).kind)
-
-
-# ------------------------------------------------------------------------------- writing
-class MessageKit(NamedTuple):
-    """The message classes to write, and how a uint8 array becomes their ``data`` field."""
-    Image: type
-    CompressedImage: type
-    CameraInfo: type
-    Header: type
-    Time: type
-    RegionOfInterest: type
-    data: Callable  # contiguous uint8 ndarray -> what the class stores in ``data``
-
-
-def _array_data(pixels):
-    # array('B') is the type rclpy stores; built from bytes it skips the per-element check.
-    return array.array("B", np.ascontiguousarray(pixels).tobytes())
-
-
-def rclpy_kit():
-    """The rclpy message classes (sensor_msgs, std_msgs, builtin_interfaces)."""
-    from builtin_interfaces.msg import Time
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
-    from std_msgs.msg import Header
-    return MessageKit(Image, CompressedImage, CameraInfo, Header, Time, RegionOfInterest,
-                      _array_data)
-
-
-def header(kit, stamp_ns, frame_id):
-    """A Header with the stamp in integer nanoseconds."""
-    sec, nanosec = divmod(int(stamp_ns), 10 ** 9)
-    return kit.Header(stamp=kit.Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
-
-
-# encoding -> (channels, dtype) of the pixels as written
-_LAYOUTS = {
-    "bgr8": (3, "u1"), "rgb8": (3, "u1"), "bgra8": (4, "u1"), "rgba8": (4, "u1"),
-    "mono8": (1, "u1"), "8UC1": (1, "u1"), "mono16": (1, "u2"), "16UC1": (1, "u2"),
-    "32FC1": (1, "f4"),
-}
-
-# (channel order of the given pixels, encoding) -> cv2 conversion
-_CONVERSIONS = {
-    ("bgr", "rgb8"): cv2.COLOR_BGR2RGB, ("bgr", "bgra8"): cv2.COLOR_BGR2BGRA,
-    ("bgr", "rgba8"): cv2.COLOR_BGR2RGBA, ("bgr", "mono8"): cv2.COLOR_BGR2GRAY,
-    ("rgb", "bgr8"): cv2.COLOR_RGB2BGR, ("rgb", "bgra8"): cv2.COLOR_RGB2BGRA,
-    ("rgb", "rgba8"): cv2.COLOR_RGB2RGBA, ("rgb", "mono8"): cv2.COLOR_RGB2GRAY,
-}
-
-
-def _as_encoding(pixels, encoding, order, out=None):
-    """``pixels`` (HxW or HxWx3 in ``order``) in the layout of ``encoding`` (into ``out``)."""
-    if encoding not in _LAYOUTS:
-        raise ValueError("cannot write image encoding '%s'; supported: %s"
-                         % (encoding, ", ".join(sorted(_LAYOUTS))))
-    channels, dtype = _LAYOUTS[encoding]
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 3 and (channels != 3 or encoding[:3] != order):
-        code = _CONVERSIONS.get((order, encoding))
-        if code is None:
-            raise ValueError("cannot convert %s pixels to '%s'" % (order, encoding))
-        return cv2.cvtColor(pixels, code, dst=out)
-    shape_ok = pixels.ndim == 2 if channels == 1 else (
-        pixels.ndim == 3 and pixels.shape[2] == channels)
-    if not shape_ok or pixels.dtype != np.dtype(dtype):
-        raise ValueError("expected %s pixels for '%s', got shape %s dtype %s"
-                         % ("HxW" if channels == 1 else "HxWx%d" % channels, encoding,
-                            pixels.shape, pixels.dtype))
-    if out is None:
-        return np.ascontiguousarray(pixels)
-    out[...] = pixels
-    return out
-
-
-def write_pixels(out, pixels, encoding, order="bgr"):
-    """Converts ``pixels`` (HxW, or HxWx3 in ``order``) into ``out``, laid out as ``encoding``
-    (e.g. an ``ImageWriter`` buffer); returns ``out``."""
-    result = _as_encoding(pixels, encoding, order, out)
-    if result is not out:
-        raise ValueError("%s pixels of shape %s do not fit a %s buffer of shape %s"
-                         % (order, np.shape(pixels), encoding, out.shape))
-    return out
-
-
-def image_message(kit, header_msg, pixels, encoding, order="bgr"):
-    """An Image of ``pixels`` (HxW, or HxWx3 in channel ``order``) in ``encoding``.
-
-    Rows are unpadded; multi-byte values are written in this machine's byte order.
-    """
-    pixels = _as_encoding(pixels, encoding, order)
-    return kit.Image(header=header_msg, height=int(pixels.shape[0]), width=int(pixels.shape[1]),
-                     encoding=encoding, is_bigendian=int(sys.byteorder == "big"),
-                     step=int(pixels.strides[0]), data=kit.data(pixels.reshape(-1).view(np.uint8)))
-
-
-def compressed_message(kit, header_msg, bgr, fmt="jpeg"):
-    """A CompressedImage of a BGR image as jpeg or png."""
-    if fmt not in ("jpeg", "png"):
-        raise ValueError("compressed format must be jpeg or png, got %r" % (fmt,))
-    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr)
-    if not ok:
-        raise ValueError("cannot encode a %dx%d frame as %s" % (bgr.shape[1], bgr.shape[0], fmt))
-    return kit.CompressedImage(header=header_msg, format=fmt, data=kit.data(data.reshape(-1)))
-
-
-def frame_message(kit, header_msg, bgr, encoding):
-    """A camera frame as a camera publishes it: raw in ``encoding``, or compressed (jpeg, png)."""
-    if encoding in ("jpeg", "png"):
-        return compressed_message(kit, header_msg, bgr, encoding)
-    return image_message(kit, header_msg, bgr, encoding, "bgr")
-
-
-def camera_info_message(kit, header_msg, width, height):
-    """A plain pinhole camera_info (focal length = width, centred) for sources that carry none."""
-    f, cx, cy = float(width), width / 2.0, height / 2.0
-    return kit.CameraInfo(
-        header=header_msg, height=int(height), width=int(width), distortion_model="plumb_bob",
-        d=np.zeros(5), k=np.array([f, 0, cx, 0, f, cy, 0, 0, 1], float),
-        r=np.eye(3).ravel(), p=np.array([f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1, 0], float),
-        binning_x=0, binning_y=0,
-        roi=kit.RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-
-
-class ImageWriter:
-    """One outgoing rclpy Image whose pixel buffer is exposed as an array to render into.
-
-    ``pixels(h, w)`` returns a writable view of the message's own ``data`` (allocated anew
-    only when the size changes), so a frame is painted once and handed to ``publish``
-    without intermediate copies. rclpy copies the message during ``publish``; the buffer is
-    free again when it returns.
-    """
-
-    def __init__(self, image_cls, encoding):
-        if encoding not in _LAYOUTS:
-            raise ValueError("cannot write image encoding '%s'" % encoding)
-        self.msg = image_cls()
-        self.msg.encoding = encoding
-        self.msg.is_bigendian = int(sys.byteorder == "big")
-        self._channels, self._dtype = _LAYOUTS[encoding]
-        self._view = None
-
-    def pixels(self, height, width):
-        if self._view is None or self._view.shape[:2] != (height, width):
-            self._view = None  # release the old buffer before making the new one
-            itemsize = np.dtype(self._dtype).itemsize
-            row = width * self._channels * itemsize
-            self.msg.height, self.msg.width, self.msg.step = int(height), int(width), int(row)
-            self.msg.data = array.array("B", bytes(row * height))
-            shape = (height, width) if self._channels == 1 else (height, width, self._channels)
-            self._view = np.frombuffer(self.msg.data, self._dtype).reshape(shape)
-        return self._view
-
-    def message(self, header_msg):
-        self.msg.header = header_msg
-        return self.msg
-
-
-# ------------------------------------------------------------------------------- serialized
-def cdr_stamp(raw):
-    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header (Image, CameraInfo...).
-
-    The 4-byte encapsulation header gives the byte order; stamp.sec (int32) and stamp.nanosec
-    (uint32) follow it. Reading them here avoids deserializing megabytes of pixels.
-    """
-    order = "<" if raw[1] & 1 else ">"
-    sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
-    return sec * 10 ** 9 + nanosec
-
-
-def cdr_image_size(raw):
-    """(width, height) of a serialized sensor_msgs/Image, read from its fixed fields, or None.
-
-    Lets the node refuse a huge frame before deserializing (copying) it.
-    """
-    try:
-        order = "<" if raw[1] & 1 else ">"
-        (length,) = struct.unpack_from(order + "I", raw, 12)  # header.frame_id, NUL included
-        offset = 16 + length
-        offset += -(offset - 4) % 4  # CDR aligns from the end of the encapsulation header
-        height, width = struct.unpack_from(order + "II", raw, offset)
-    except (struct.error, IndexError):
-        return None
-    return width, height
-
-
-def cdr_restamp(raw, stamp):
-    """A copy of the serialized message ``raw`` with its header stamp set to ``stamp`` ns."""
-    order = "<" if raw[1] & 1 else ">"
-    out = bytearray(raw)
-    struct.pack_into(order + "iI", out, 4, stamp // 10 ** 9, stamp % 10 ** 9)
-    return bytes(out)

@@ -9,37 +9,7 @@ from pathlib import Path
 
 import cv2
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
-
-
-class SourceError(RuntimeError):
-    """The source cannot be read."""
-
-
-def folder_frames(path):
-    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SourceError("no images (%s) in %s" % (", ".join(IMAGE_SUFFIXES), path))
-    for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError("cannot read image %s" % file)
-        yield image
-
-
-def video_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError("cannot open video %s" % path)
-    try:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                return
-            yield image
-    finally:
-        capture.release()
+from ..bag.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceError, folder_frames, image_frame, video_frames
 
 
 def bag_frames(path, topic=None):
@@ -70,15 +40,8 @@ def open_source(source, topic=None):
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return lambda: video_frames(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return lambda: folder_frames_single(path)
+        return lambda: image_frame(path)
     raise SourceError("unknown source %s: expected an image folder, a video or a rosbag" % source)
-
-
-def folder_frames_single(path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError("cannot read image %s" % path)
-    yield image
 
 
 def frames(source, loop=True, size=None, topic=None):
@@ -96,11 +59,11 @@ def frames(source, loop=True, size=None, topic=None):
 
 def image_message(kit, image, encoding, stamp, frame_id):
     """The frame as the camera publishes it: raw in ``encoding`` or compressed (jpeg, png)."""
-    from . import codec
+    from ..messages.encode import frame_message
 
     head = kit.Header(stamp=stamp, frame_id=frame_id)
     try:
-        return codec.frame_message(kit, head, image, encoding)
+        return frame_message(kit, head, image, encoding)
     except ValueError as exc:
         raise SourceError(str(exc)) from exc
 
@@ -114,9 +77,9 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
     """
     import rclpy
 
-    from . import codec
-    from .env import apply_localhost_env
-    from .shutdown import StopRequested, init_ros, shutdown_ros
+    from ..messages import encode
+    from ..ros.env import apply_localhost_env
+    from ..ros.shutdown import StopRequested, init_ros, shutdown_ros
 
     apply_localhost_env()
     compressed = encoding in ("jpeg", "png")
@@ -124,7 +87,7 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
     node = None
     sent = 0
     try:
-        kit = codec.rclpy_kit()
+        kit = encode.rclpy_kit()
         with stop.interrupting():
             node, pub, info_pub = _camera_node(kit, node_name, topic, compressed, camera_info,
                                                reliable)
@@ -136,7 +99,7 @@ def run_camera(source, rate=10.0, encoding="bgr8", topic="image", frame_id="came
             stamp = node.get_clock().now().to_msg()
             pub.publish(image_message(kit, image, encoding, stamp, frame_id))
             if info_pub is not None:
-                info_pub.publish(codec.camera_info_message(
+                info_pub.publish(encode.camera_info_message(
                     kit, kit.Header(stamp=stamp, frame_id=frame_id), image.shape[1],
                     image.shape[0]))
             sent += 1

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ros.env import apply_localhost_env
 from .bench_node import _cpu_seconds, _percentiles, camera_message
-from .env import apply_localhost_env
 
 SETUPS = ("one_node", "n_nodes")
 
@@ -39,7 +39,7 @@ class CameraRig:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from .diagnostics import DiagnosticsReader
+        from .diagnostics_reader import DiagnosticsReader
         from .node_process import NodeProcess
 
         self.setup, self.cameras = setup, list(cameras)
@@ -70,7 +70,7 @@ class CameraRig:
         self.frame_raw = None
 
     def _on_label(self, camera, raw):
-        from .codec import cdr_stamp
+        from ..messages.cdr import cdr_stamp
         self.received[camera].append((time.time_ns(), cdr_stamp(raw)))
 
     def _on_diagnostics(self, msg):
@@ -81,7 +81,7 @@ class CameraRig:
         self.executor.spin_once(timeout_sec=timeout)
 
     def publish(self, camera):
-        from .codec import cdr_restamp
+        from ..messages.cdr import cdr_restamp
         self.pubs[camera].publish(cdr_restamp(self.frame_raw, time.time_ns()))
 
     def wait_ready(self, timeout=300):
@@ -131,7 +131,7 @@ class CameraRig:
                 return
 
     def stage_p50(self, camera):
-        from .diagnostics import STAGE_KEY, TASK_PIPELINE
+        from ..messages.diagnostics import STAGE_KEY, TASK_PIPELINE
         status = self.readers[camera].latest(self.task_prefix[camera] + TASK_PIPELINE)
         stages = {}
         for key, value in (status.values.items() if status else ()):
@@ -140,7 +140,7 @@ class CameraRig:
         return stages
 
     def model_values(self, camera):
-        from .diagnostics import TASK_MODEL
+        from ..messages.diagnostics import TASK_MODEL
         status = self.readers[camera].latest(TASK_MODEL)
         return dict(status.values) if status else {}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .env import localhost_env, localhost_launch_arguments
+from ..ros.env import localhost_env, localhost_launch_arguments
 
 LAUNCH_FILE = "segment.launch.py"
 # Node parameters that segment.launch.py takes as launch arguments (they override params_file).

@@ -2,7 +2,7 @@
 
 In interleaved rounds, on one camera frame size and one model input size:
 
-1. **in process**: what the node does to a frame, without ROS: ``codec.decode`` of the camera
+1. **in process**: what the node does to a frame, without ROS: ``messages.decode.decode`` of the camera
    message, ``Pipeline.run`` with the requested renderings (and the ``~/info`` class counts),
    frame after frame;
 2. **node, paced**: the node in its own process, fed over DDS at half the in-process rate
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import apply_localhost_env
+from ..ros.env import apply_localhost_env
 
 IMAGE_OUTPUTS = ("label", "color_mask", "overlay", "confidence")
 OUTPUTS = IMAGE_OUTPUTS + ("info",)
@@ -50,7 +50,7 @@ class InProcess:
         import torch
 
         from ..inference import Pipeline
-        from .params import torch_threads
+        from ..messages.params import torch_threads
 
         # The node's setting: the same work on the same number of threads.
         torch.set_num_threads(torch_threads({"threads": threads, "device": "cpu"}))
@@ -59,9 +59,9 @@ class InProcess:
         self.pipeline = Pipeline.build(model, input_size=model_size, warmup_frames=warmup)
 
     def frame(self, msg):
-        from . import codec
+        from ..messages.decode import decode
 
-        image = codec.decode(msg)
+        image = decode(msg)
         out = self.pipeline.run(image.pixels, image.order, "input",
                                 color="color_mask" in self.outputs,
                                 overlay="overlay" in self.outputs,
@@ -90,8 +90,8 @@ class NodeRig:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from .diagnostics import DiagnosticsReader
-        from .interfaces import load_segmentation_info
+        from ..ros.interfaces import load_segmentation_info
+        from .diagnostics_reader import DiagnosticsReader
         from .node_process import NodeProcess
 
         self.namespace = "/espnet_bench"
@@ -124,7 +124,7 @@ class NodeRig:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.feed, 10)
 
     def _on_output(self, raw):
-        from .codec import cdr_stamp
+        from ..messages.cdr import cdr_stamp
 
         self.received.append((time.time_ns(), cdr_stamp(raw)))
 
@@ -132,7 +132,7 @@ class NodeRig:
         self.executor.spin_once(timeout_sec=timeout)
 
     def publish(self):
-        from .codec import cdr_restamp
+        from ..messages.cdr import cdr_restamp
 
         self.pub.publish(cdr_restamp(self.frame_raw, time.time_ns()))
 
@@ -207,9 +207,9 @@ def camera_message(frame):
     """The frame as a bgr8 camera message (serialized), as a driver would publish it."""
     from rclpy.serialization import serialize_message
 
-    from . import codec
-    kit = codec.rclpy_kit()
-    msg = codec.image_message(kit, kit.Header(frame_id="camera"), frame, "bgr8")
+    from ..messages.encode import image_message, rclpy_kit
+    kit = rclpy_kit()
+    msg = image_message(kit, kit.Header(frame_id="camera"), frame, "bgr8")
     return msg, serialize_message(msg)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import localhost_env
+from ..ros.env import localhost_env
+from ..ros.shutdown import StopRequested, init_ros, shutdown_ros
 from .node_process import LaunchedNode, NodeProcess, ros2_launch_unavailable
-from .shutdown import StopRequested, init_ros, shutdown_ros
 
 STARTERS = ("auto", "launch", "direct")
 
@@ -41,7 +41,7 @@ class Watcher:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from .diagnostics import DiagnosticsReader
+        from .diagnostics_reader import DiagnosticsReader
 
         self.node = node
         self.out_dir = out_dir
@@ -70,7 +70,7 @@ class Watcher:
     def _save(self, msg):
         import cv2
 
-        from .codec import image_to_bgr
+        from ..messages.decode import image_to_bgr
 
         path = self.out_dir / ("overlay_%03d.png" % len(self.saved))
         cv2.imwrite(str(path), image_to_bgr(msg))

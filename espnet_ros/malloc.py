@@ -3,7 +3,7 @@
 Outside ``inference`` on purpose: importing it costs no torch, so the node sets its allocator
 before the stop signals and torch (node_main).
 
-Three choices, each measured on the node (README, "memory after a large frame"):
+Three choices, each measured on the node (docs/benchmarks.md, "Memory after a large frame"):
 
 - ``set_malloc_reuse``: freed blocks up to 1 GiB stay in the heap for the next frame instead
   of being unmapped, so per-frame activations and logits do not page-fault in fresh memory;

@@ -2,7 +2,7 @@
 
 The node decodes with ``espnet_ros.messages.decode`` (zero-copy, and right where cv_bridge 4.1.0 is
 not). Here both decode the same messages: where cv_bridge is right the arrays must be
-identical; where it is known to be wrong (see README "cv_bridge parity"), the codec must give
+identical; where it is known to be wrong (see docs/node.md "cv_bridge parity"), the codec must give
 what cv_bridge itself gives for the same picture in a layout it handles (no row padding,
 little-endian), so every case is checked against cv_bridge.
 """
@@ -63,7 +63,7 @@ def test_every_encoding_and_padding_decodes_as_cv_bridge_decodes_it(bridge, fram
 
 
 def test_the_cases_listed_as_cv_bridge_errors_are_still_cv_bridge_errors(bridge, frame):
-    """Keeps the README's list honest: if cv_bridge gets these right one day, this fails and
+    """Keeps the list in docs/node.md honest: if cv_bridge gets these right one day, this fails and
     the list (and cv_bridge_is_right) must be updated."""
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
     big = padded_image(gray.astype(">u2"), "mono16", pad=0, bigendian=True)

@@ -101,7 +101,7 @@ def test_export_of_a_split_without_ground_truth(tmp_path):
 
 
 def test_camvid_published_checkpoint_on_real_frames(data_dir, tmp_path, capsys):
-    """A few CamVid test frames through `espnet-ros eval`; the full split is in the README."""
+    """A few CamVid test frames through `espnet-ros eval`; the full split is in docs/training.md."""
     out = tmp_path / "report"
     assert main(["eval", "--model", "espnet-p2q8-camvid", "--dataset", "camvid", "--data-root",
                  str(data_dir / "camvid"), "--split", "test", "--limit", "4", "--out", str(out),

@@ -1,4 +1,4 @@
-"""The README's "your own robot's data" walkthrough, step by step as a user types it, on a tiny
+"""The "your own robot's data" walkthrough of docs/training.md, step by step as a user types it, on a tiny
 synthetic folder dataset: fine-tune the published Cityscapes model to its classes, evaluate
 the checkpoint, make a rosbag of the validation frames and score the checkpoint on it, then
 serve it with ``ros2 launch espnet_ros segment.launch.py model:=<checkpoint>``."""
@@ -29,7 +29,7 @@ def espnet_ros(*args, env=None, timeout=300):
 def walkthrough(tmp_path_factory, data_dir):
     tmp = tmp_path_factory.mktemp("own_data")
     root = make_folder(tmp / "my_robot", CLASSES, count=6, size=SIZE)
-    # 1. fine-tune (the README's command with the sizes shrunk for CI)
+    # 1. fine-tune (the docs' command with the sizes shrunk for CI)
     log = espnet_ros("train", "--recipe", "finetune", "--init-from", "espnet-p2q3-cityscapes",
                      "--dataset", "folder", "--data-root", root, "--name", "my-robot",
                      "--freeze-encoder-epochs", "1", "--epochs", "2", "--batch-size", "3",

@@ -1,6 +1,6 @@
 """The node's parameters in one table: default, description, range, and when a change applies.
 
-ROS-free so config/segment.yaml, the README table and the tests can be checked against it.
+ROS-free so config/segment.yaml, the parameter table in docs/node.md and the tests can be checked against it.
 """
 from typing import NamedTuple, Optional, Tuple
 
@@ -21,7 +21,7 @@ class ParamSpec(NamedTuple):
 
 SPECS = (
     ParamSpec("cameras", [], "camera names served by one model; empty: one camera on 'image' "
-              "(see README \"Several cameras\")", STARTUP),
+              "(see docs/node.md \"Several cameras\")", STARTUP),
     ParamSpec("max_batch", 0, "most frames in one forward call (one per camera with a fresh "
               "frame); 0: every camera", STARTUP, range=(0, 64)),
     ParamSpec("lifecycle", False, "a managed (lifecycle) node: configure loads the model, "
@@ -180,7 +180,7 @@ def torch_threads(config, cores=None):
     """The intra-op thread count for ``threads`` (None: leave torch's default).
 
     On a shared 2-core machine a 2-thread forward collapses whenever another thread takes a
-    core (measured 10-50x slower, see README "Node benchmark"), so the default keeps one free.
+    core (measured 10-50x slower, see docs/benchmarks.md "bench node"), so the default keeps one free.
     """
     if config["threads"]:
         return int(config["threads"])

@@ -416,7 +416,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
             self.get_logger().warning(
                 "%d frame(s) of %s were lost before reaching the node: frames this large may "
                 "not fit the transport. Use input_reliability:=reliable, and with Fast DDS a "
-                "profile whose shared-memory segment holds several frames (README: \"Large "
+                "profile whose shared-memory segment holds several frames (docs/node.md: \"Large "
                 "frames\")" % (total, camera.image_topic))
 
     def _check_unique_name(self):

@@ -11,7 +11,7 @@ Steps (applied in this order by ``optimize_cpu``):
 - ``compile``: ``torch.compile`` where this torch has it.
 
 Which steps pay off differs by machine and model, so none is assumed: the step lists below are
-those measured to help here (README, "CPU speed"), and every optimized model is validated
+those measured to help here (docs/benchmarks.md, "bench cpu"), and every optimized model is validated
 against eager fp32 before use. ``DEFAULT_CPU_STEPS`` start in well under a second (the torch
 backend's default); ``MAX_CPU_STEPS`` add ``torch.compile``, the fastest here but with a
 first call of seconds to a minute (backend option ``optimize="max"``).

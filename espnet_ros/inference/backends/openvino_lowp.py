@@ -29,7 +29,7 @@ from .pieces import record_piece_inputs
 LOG = logging.getLogger("espnet_ros")
 FORMAT_VERSION = 2
 SUFFIX = ".ovz"
-# Measured on p2q8 (README, "int8: per-block sensitivity"): quantizing the HFF adds, the
+# Measured on p2q8 (docs/backends.md, "int8: per-block sensitivity"): quantizing the HFF adds, the
 # concatenations and the BatchNorms after them (NNCF's CPU default) cost far more labels than
 # the convolutions (79 % -> 91 % pixel agreement on 8 CamVid val frames when only convolution
 # inputs are quantized); asymmetric activations (MIXED) beat symmetric ones.

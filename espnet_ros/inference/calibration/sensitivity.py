@@ -93,7 +93,7 @@ def choose_fp32_blocks(blocks, measure_only, measure_keeping, target, max_kept):
 
 
 def format_table(table, kept=()):
-    """The sensitivity table as Markdown (the README's form)."""
+    """The sensitivity table as Markdown (the form of docs/backends.md)."""
     lines = ["| block | agreement with only this block int8 (min / mean) | kept fp32 |",
              "| --- | --- | --- |"]
     for row in table:

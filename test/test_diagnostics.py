@@ -12,15 +12,16 @@ from espnet_ros.messages.diagnostics import (
     OK,
     STALE,
     TASK_MODEL,
-    TASK_OUTPUT,
     TASK_PIPELINE,
     WARN,
     FrameCounters,
     FrequencyStatus,
     RollingPercentiles,
+    StatusRecord,
     TimestampStatus,
-    build_status_records,
     merge_summary,
+    model_status,
+    pipeline_status,
     to_diagnostic_array,
 )
 from espnet_ros.power import PowerSummary
@@ -265,54 +266,50 @@ def healthy_setup(clock):
     return frequency, timestamp, counters, inference, latency
 
 
-def records_by_task(records):
-    return {record.name.split(": ", 1)[1]: record for record in records}
+def _values(status):
+    """A task's values as the status carries them: strings (diagnostic_updater's ``add``)."""
+    return {str(k): str(v) for k, v in status.values}
 
 
-def test_healthy_records():
+def _pipeline(counters, inference=None, latency=None, max_latency_ms=None, stage_p50=None):
+    return pipeline_status(counters, inference, latency, max_latency_ms, stage_p50)
+
+
+def _model(power=None, backend="", precision="", model="", input_size=""):
+    return model_status(backend, precision, model, input_size, power)
+
+
+def test_healthy_statuses():
     clock = FakeClock()
     frequency, timestamp, counters, inference, latency = healthy_setup(clock)
-    records = build_status_records(
-        "espnet_segmentation", "cuda:0", counters, frequency, timestamp, inference, latency,
-        backend="tensorrt", precision="fp16", model="espnetv2_city", input_size=(1024, 512),
-        power=power_summary())
-    assert [record.name for record in records] == [
-        "espnet_segmentation: " + TASK_OUTPUT, "espnet_segmentation: " + TASK_PIPELINE,
-        "espnet_segmentation: " + TASK_MODEL]
-    assert {record.hardware_id for record in records} == {"cuda:0"}
-    tasks = records_by_task(records)
-    output = tasks[TASK_OUTPUT]
-    assert (output.level, output.message) == (OK, "Desired frequency met; Timestamps are "
-                                                  "reasonable.")
-    assert ("Actual frequency (Hz)", "21.000000") in output.values
-    assert ("Latest timestamp delay:", "0.050000") in output.values
-    pipeline = dict(tasks[TASK_PIPELINE].values)
-    assert (tasks[TASK_PIPELINE].level, tasks[TASK_PIPELINE].message) == \
-        (OK, "Processing frames.")
-    assert pipeline["Frames received"] == "21" and pipeline["Frames processed"] == "21"
-    assert pipeline["Frames dropped"] == "0" and pipeline["Frames rejected"] == "0"
-    assert pipeline["Inference p50 (ms)"] == "20.0"
-    assert pipeline["Inference p95 (ms)"] == "29.0"
-    assert pipeline["End-to-end latency p50 (ms)"] == "40.0"
-    assert pipeline["End-to-end latency p95 (ms)"] == "49.0"
-    model = tasks[TASK_MODEL]
+    rate, delay = frequency.run(), timestamp.run()
+    assert (rate.level, rate.message) == (OK, "Desired frequency met")
+    assert (delay.level, delay.message) == (OK, "Timestamps are reasonable.")
+    assert _values(rate)["Actual frequency (Hz)"] == "21.000000"
+    assert _values(delay)["Latest timestamp delay:"] == "0.050000"
+    pipeline = _pipeline(counters, inference, latency)
+    assert (pipeline.level, pipeline.message) == (OK, "Processing frames.")
+    values = _values(pipeline)
+    assert values["Frames received"] == "21" and values["Frames processed"] == "21"
+    assert values["Frames dropped"] == "0" and values["Frames rejected"] == "0"
+    assert values["Inference p50 (ms)"] == "20.0"
+    assert values["Inference p95 (ms)"] == "29.0"
+    assert values["End-to-end latency p50 (ms)"] == "40.0"
+    assert values["End-to-end latency p95 (ms)"] == "49.0"
+    model = _model(power_summary(), "tensorrt", "fp16", "espnetv2_city", (1024, 512))
     assert (model.level, model.message) == (OK, "tensorrt fp16, 12.500 W")
-    assert dict(model.values) == {
+    assert _values(model) == {
         "Backend": "tensorrt", "Precision": "fp16", "Model": "espnetv2_city",
         "Input size": "1024x512", "Average power (W)": "12.500",
         "Energy per frame (J)": "0.4167", "Power source": "ina3221_hwmon:VDD_IN"}
-    for record in records:
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in record.values)
 
 
 def test_no_frames_processed_while_received_is_an_error():
     counters = FrameCounters()
     counters.frame_received(7)
-    records = records_by_task(build_status_records("node", "hw", counters))
-    pipeline = records[TASK_PIPELINE]
+    pipeline = _pipeline(counters)
     assert pipeline.level == ERROR
     assert pipeline.message == "No frames processed: 7 received in last period."
-    assert TASK_OUTPUT not in records  # no frequency/timestamp checks given
 
 
 def test_rejections_warn_with_the_last_reason_and_only_for_that_period():
@@ -321,36 +318,34 @@ def test_rejections_warn_with_the_last_reason_and_only_for_that_period():
     counters.frame_processed(2)
     counters.frame_rejected("unsupported image encoding '16UC1'")
     counters.frame_rejected("data is truncated")
-    pipeline = records_by_task(build_status_records("node", "hw", counters))[TASK_PIPELINE]
+    pipeline = _pipeline(counters)
     assert pipeline.level == WARN
     assert pipeline.message == "2 frames rejected in last period (last: data is truncated)."
-    values = dict(pipeline.values)
+    values = _values(pipeline)
     assert values["Frames rejected: data is truncated"] == "1"
     assert values["Frames rejected: unsupported image encoding '16UC1'"] == "1"
     assert values["Last rejection reason"] == "data is truncated"
     counters.frame_received()
     counters.frame_processed()
-    later = records_by_task(build_status_records("node", "hw", counters))[TASK_PIPELINE]
+    later = _pipeline(counters)
     assert (later.level, later.message) == (OK, "Processing frames.")
-    assert dict(later.values)["Frames rejected"] == "2"  # totals stay
+    assert _values(later)["Frames rejected"] == "2"  # totals stay
 
 
 def test_all_frames_rejected_merges_error_and_warning():
     counters = FrameCounters()
     counters.frame_received()
     counters.frame_rejected("bad step")
-    pipeline = records_by_task(build_status_records("node", "hw", counters))[TASK_PIPELINE]
+    pipeline = _pipeline(counters)
     assert pipeline.level == ERROR
     assert pipeline.message == ("No frames processed: 1 received in last period.; "
                                 "1 frames rejected in last period (last: bad step).")
 
 
 def test_no_frames_received_warns():
-    pipeline = records_by_task(build_status_records("node", "hw", FrameCounters()))
-    assert (pipeline[TASK_PIPELINE].level, pipeline[TASK_PIPELINE].message) == \
-        (WARN, "No frames received in last period.")
-    values = dict(pipeline[TASK_PIPELINE].values)
-    assert values["Inference p50 (ms)"] == "no samples"
+    pipeline = _pipeline(FrameCounters())
+    assert (pipeline.level, pipeline.message) == (WARN, "No frames received in last period.")
+    assert _values(pipeline)["Inference p50 (ms)"] == "no samples"
 
 
 def test_latency_budget_warning():
@@ -359,23 +354,24 @@ def test_latency_budget_warning():
     counters.frame_processed()
     latency = RollingPercentiles()
     latency.add(250.0)
-    pipeline = records_by_task(build_status_records(
-        "node", "hw", counters, latency_ms=latency, max_latency_ms=100.0))[TASK_PIPELINE]
+    pipeline = _pipeline(counters, latency=latency, max_latency_ms=100.0)
     assert pipeline.level == WARN
     assert pipeline.message == "End-to-end latency p95 250.0 ms above 100.0 ms."
 
 
-def test_output_record_reports_the_worst_check():
+def test_output_checks_merge_to_the_worst():
+    """The output task is a composite of both checks, merged as diagnostic_updater does."""
     clock = FakeClock()
     frequency = FrequencyStatus(min_freq=10.0, clock=clock)
     timestamp = TimestampStatus(clock=clock)
     frequency.tick()
     timestamp.tick(clock.now - 9.0)
     clock.now += 1.0
-    output = records_by_task(build_status_records(
-        "node", "hw", FrameCounters(), frequency, timestamp))[TASK_OUTPUT]
-    assert output.level == ERROR
-    assert output.message == "Frequency too low.; Timestamps too far in past seen."
+    level, message = OK, ""
+    for status in (frequency.run(), timestamp.run()):
+        level, message = merge_summary(level, message, status.level, status.message)
+    assert level == ERROR
+    assert message == "Frequency too low.; Timestamps too far in past seen."
 
 
 @pytest.mark.parametrize("power, watts, joules", [
@@ -390,23 +386,29 @@ def test_output_record_reports_the_worst_check():
      "12.500", "unavailable: no frames processed in the last 2.0 s"),
 ])
 def test_power_values(power, watts, joules):
-    model = records_by_task(build_status_records("node", "hw", FrameCounters(), power=power))
-    values = dict(model[TASK_MODEL].values)
+    model = _model(power)
+    values = _values(model)
     assert values["Average power (W)"] == watts
     assert values["Energy per frame (J)"] == joules
-    assert model[TASK_MODEL].level == OK
+    assert model.level == OK
     if watts.startswith("unavailable"):
-        assert model[TASK_MODEL].message.endswith("power unavailable")
+        assert model.message.endswith("power unavailable")
 
 
 def test_model_defaults_are_unknown():
-    model = records_by_task(build_status_records("node", "hw", FrameCounters()))[TASK_MODEL]
-    values = dict(model.values)
+    model = _model()
+    values = _values(model)
     assert values["Backend"] == values["Model"] == values["Input size"] == "unknown"
     assert model.message == "unknown backend unknown precision, power unavailable"
-    assert dict(records_by_task(build_status_records(
-        "n", "h", FrameCounters(), input_size="512x256"))[TASK_MODEL].values)["Input size"] \
-        == "512x256"
+    assert _values(_model(input_size="512x256"))["Input size"] == "512x256"
+
+
+def _records(node_name, hardware_id, counters, power=None):
+    """The node's pipeline and model tasks as the fallback Updater names and fills them."""
+    return [StatusRecord("%s: %s" % (node_name, task), status.level, status.message,
+                         hardware_id, [(str(k), str(v)) for k, v in status.values])
+            for task, status in ((TASK_PIPELINE, _pipeline(counters)),
+                                 (TASK_MODEL, _model(power)))]
 
 
 # ---------------------------------------------------------------- diagnostic_msgs
@@ -416,7 +418,7 @@ def test_to_diagnostic_array_with_real_messages():
     msgs = pytest.importorskip("diagnostic_msgs.msg")
     counters = FrameCounters()
     counters.frame_received(3)
-    records = build_status_records("seg", "jetson-orin", counters, power=power_summary())
+    records = _records("seg", "jetson-orin", counters, power=power_summary())
     array = to_diagnostic_array(records, 1700000000.25)
     assert isinstance(array, msgs.DiagnosticArray)
     assert (array.header.stamp.sec, array.header.stamp.nanosec) == (1700000000, 250000000)
@@ -448,7 +450,7 @@ def test_diagnostic_array_serializes():
     serialization = pytest.importorskip("rclpy.serialization")
     counters = FrameCounters()
     counters.frame_received(2)
-    array = to_diagnostic_array(build_status_records("seg", "hw", counters), 3.5)
+    array = to_diagnostic_array(_records("seg", "hw", counters), 3.5)
     data = serialization.serialize_message(array)
     back = serialization.deserialize_message(data, msgs.DiagnosticArray)
     assert back.status[0].level == msgs.DiagnosticStatus.ERROR
@@ -485,10 +487,8 @@ def test_node_stats_feed_the_pipeline_status_with_stage_percentiles():
     assert stats.counters.processed == 3 and len(stats.stages["arrival"]) == 0
     p50 = stats.stage_p50()
     assert list(p50) == list(STAGES) and p50["decode"] == 20.0 and p50["inference"] == 40.0
-    records = build_status_records("ns/espnet_segmentation", "espnet_ros/cpu", stats.counters,
-                                   inference_ms=stats.stages["inference"],
-                                   latency_ms=stats.latency_ms, stage_p50=p50)
-    values = dict(records[0].values)
+    values = _values(_pipeline(stats.counters, stats.stages["inference"], stats.latency_ms,
+                               stage_p50=p50))
     assert values["Stage p50 (ms): decode"] == "20.0"
     assert values["Stage p50 (ms): arrival"] == "no samples"
     assert values["Inference p50 (ms)"] == "40.0"

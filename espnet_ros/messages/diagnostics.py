@@ -2,9 +2,10 @@
 
 ``FrequencyStatus`` and ``TimestampStatus`` reproduce diagnostic_updater's tasks of the same
 names (levels, messages, keys and the once-per-period ``run`` that resets them) without rclpy.
-``build_status_records`` turns them, the frame counters, latency percentiles, per-stage times,
-model information and power readings into plain ``StatusRecord``s named ``"<node name>: <task>"``
-as the updater names them; ``to_diagnostic_array`` converts records to ``diagnostic_msgs``
+``pipeline_status`` and ``model_status`` turn the frame counters, latency percentiles, per-stage
+times, model information and power readings into the node's two other tasks. The fallback
+updater (``ros/diagnostics_fallback.py``) publishes them as ``StatusRecord``s named
+``"<node name>: <task>"``; ``to_diagnostic_array`` converts records to ``diagnostic_msgs``
 lazily. The reading end is ``espnet_ros.tools.diagnostics_reader``.
 """
 import collections
@@ -23,7 +24,6 @@ __all__ = [
     "FrameCounters",
     "pipeline_status",
     "model_status",
-    "build_status_records",
     "to_diagnostic_array",
     "STAGE_KEY",
 ]
@@ -346,34 +346,6 @@ def model_status(backend, precision, model, input_size, power):
         ("Power source", source),
     ]
     return TaskStatus(OK, message, values)
-
-
-def build_status_records(node_name, hardware_id, counters, frequency=None, timestamp=None,
-                         inference_ms=None, latency_ms=None, backend="", precision="",
-                         model="", input_size="", power=None, max_latency_ms=None,
-                         stage_p50=None):
-    """Run every check once (call once per diagnostic period) and return ``StatusRecord``s.
-
-    ``frequency``/``timestamp`` watch the published output; ``inference_ms``/``latency_ms``
-    are ``RollingPercentiles``; ``power`` is a ``power.PowerSummary`` (or None);
-    ``stage_p50`` maps stage names to their p50 ms (``node_stats.STAGES``).
-    """
-    tasks = []
-    if frequency is not None or timestamp is not None:
-        level, message, values = OK, "", []
-        # Composite task: summaries merged and values concatenated, as diagnostic_updater does.
-        for check in (frequency, timestamp):
-            if check is not None:
-                status = check.run()
-                level, message = merge_summary(level, message, status.level, status.message)
-                values.extend(status.values)
-        tasks.append((TASK_OUTPUT, TaskStatus(level, message, values)))
-    tasks.append((TASK_PIPELINE, pipeline_status(counters, inference_ms, latency_ms,
-                                                  max_latency_ms, stage_p50)))
-    tasks.append((TASK_MODEL, model_status(backend, precision, model, input_size, power)))
-    return [StatusRecord("%s: %s" % (node_name, task), status.level, status.message,
-                         hardware_id, [(str(k), str(v)) for k, v in status.values])
-            for task, status in tasks]
 
 
 def _stamp_msg(stamp):

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from espnet_ros.ros.env import localhost_env  # noqa: E402
-from espnet_ros.ros.node_process import node_command  # noqa: E402
+from espnet_ros.tools.node_process import node_command  # noqa: E402
 
 SMALL = {"model": "espnet-p2q3-cityscapes", "input_width": "128", "input_height": "64",
          "warmup_frames": "1"}

@@ -23,9 +23,10 @@ IFACE = "espnet0"
 MARK = "NETNS_RESULT "
 
 
-def _unshare_prefixes():
-    yield ["unshare", "--net", "--"]  # root (CI)
-    yield ["unshare", "--user", "--map-root-user", "--net", "--"]  # unprivileged user namespaces
+def unshare_prefixes(namespace="--net"):
+    """``unshare`` command prefixes for a new ``namespace``: as root, then in a user namespace."""
+    yield ["unshare", namespace, "--"]  # root (CI)
+    yield ["unshare", "--user", "--map-root-user", namespace, "--"]  # unprivileged
 
 
 def unavailable():
@@ -33,7 +34,7 @@ def unavailable():
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "needs unshare (util-linux) and ip (iproute2)"
     errors = []
-    for prefix in _unshare_prefixes():
+    for prefix in unshare_prefixes():
         probe = prefix + [sys.executable, str(Path(__file__).resolve()), "--check"]
         result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
         if result.returncode == 0:
@@ -48,7 +49,7 @@ def run(target, argument=None, env=None, timeout=600):
     Returns {"result": ..., "tx_bytes": sent on espnet0, "tx_packets": ..., "output": ...}.
     """
     errors = []
-    for prefix in _unshare_prefixes():
+    for prefix in unshare_prefixes():
         cmd = prefix + [sys.executable, str(Path(__file__).resolve()), target,
                         json.dumps(argument)]
         proc = subprocess.run(cmd, env=env, cwd=str(HERE), capture_output=True, text=True,

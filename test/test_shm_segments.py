@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from netns import unshare_prefixes  # noqa: E402
+
 from espnet_ros.ros.env import localhost_env  # noqa: E402
 from espnet_ros.tools.node_process import node_command  # noqa: E402
 
@@ -38,11 +40,6 @@ print("SHM " + json.dumps({"code": code, "running": running,
 """
 
 
-def _prefixes():
-    yield ["unshare", "--mount", "--"]  # root (CI)
-    yield ["unshare", "--user", "--map-root-user", "--mount", "--"]
-
-
 def in_own_shm(cmd, log_path, ready):
     """Runs the scenario; its report, or skips where no mount namespace can be made here."""
     if shutil.which("unshare") is None:
@@ -50,7 +47,7 @@ def in_own_shm(cmd, log_path, ready):
     env = localhost_env()
     env["PYTHONUNBUFFERED"] = "1"
     errors = []
-    for prefix in _prefixes():
+    for prefix in unshare_prefixes("--mount"):
         proc = subprocess.run(prefix + [sys.executable, "-c", SCENARIO,
                                         json.dumps([cmd, str(log_path), ready])],
                               env=env, capture_output=True, text=True, timeout=600)

@@ -44,11 +44,9 @@ def _handlers():
 
 def forward_library_logs(node):
     """Forwards the library's records to ``node``'s logger (the newest node's: one per process)."""
-    logger = logging.getLogger(LIBRARY_LOGGER)
-    for old in _handlers():
-        logger.removeHandler(old)
+    stop_forwarding()
     handler = RosLoggerHandler(node)
-    logger.addHandler(handler)
+    logging.getLogger(LIBRARY_LOGGER).addHandler(handler)
     return handler
 
 

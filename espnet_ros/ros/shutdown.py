@@ -14,6 +14,8 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from .rosout import stop_forwarding
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -114,7 +116,6 @@ def shutdown_ros():
     """
     rclpy = sys.modules.get("rclpy")
     if rclpy is not None:
-        from .rosout import stop_forwarding
         stop_forwarding()  # the log handler holds the node
         gc.collect()  # a node and its callbacks refer to each other
         rclpy.try_shutdown()

@@ -2,6 +2,7 @@
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,14 @@ import pytest
 logging.setLoggerClass(logging.Logger)
 
 DATA_ENV = "ESPNET_ROS_DATA"
+
+# A shell without job control starts `cmd &` with SIGINT ignored, and an ignored signal stays
+# ignored through exec: `ros2 launch` then never sees the SIGINT a test sends it (launch keeps
+# an inherited SIG_IGN; measured: SigIgn 0x1001007 on the launch process, killed after 30 s).
+# A caught signal is reset to the default on exec, so every process the tests start gets a
+# working Ctrl-C again, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # ---------------------------------------------------------------- tests by layer
 # Two markers, applied here rather than in each file:

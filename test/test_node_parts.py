@@ -228,10 +228,10 @@ def test_a_contradictory_uncalibrated_info_is_still_rejected(change, needle):
     assert needle in camera_info.problem(info)
 
 
-def test_torch_threads_leave_a_core_on_cpu_and_follow_an_explicit_setting():
+def test_torch_threads_use_every_core_on_cpu_and_follow_an_explicit_setting():
     from espnet_ros.messages.params import torch_threads
-    assert torch_threads({"threads": 0, "device": "cpu"}, cores=2) == 1
+    assert torch_threads({"threads": 0, "device": "cpu"}, cores=2) == 2
     assert torch_threads({"threads": 0, "device": "cpu"}, cores=1) == 1
-    assert torch_threads({"threads": 0, "device": "cpu"}, cores=12) == 11
+    assert torch_threads({"threads": 0, "device": "cpu"}, cores=12) == 12
     assert torch_threads({"threads": 3, "device": "cpu"}, cores=2) == 3
     assert torch_threads({"threads": 0, "device": "cuda:0"}, cores=8) is None

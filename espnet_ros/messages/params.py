@@ -43,9 +43,10 @@ SPECS = (
               range=(0, 8192)),
     ParamSpec("input_height", 0, "model input height; 0: the model's native size", RELOAD,
               range=(0, 8192)),
-    ParamSpec("threads", 0, "torch intra-op threads; 0: on CPU one core fewer than this "
-              "process may use (at least 1), leaving a core to DDS and the publish thread; "
-              "torch's default on CUDA", STARTUP, range=(0, 256)),
+    ParamSpec("threads", 0, "torch intra-op threads; 0: on CPU every core this process may use "
+              "(more node FPS on 2 cores with a camera publishing, docs/benchmarks.md; set fewer "
+              "where other busy processes share the cores); torch's default on CUDA",
+              STARTUP, range=(0, 256)),
     ParamSpec("pipelining", True,
               "render and publish frame N on a second thread while frame N+1 runs through "
               "the model", STARTUP),
@@ -179,8 +180,9 @@ def backend_options(config):
 def torch_threads(config, cores=None):
     """The intra-op thread count for ``threads`` (None: leave torch's default).
 
-    On a shared 2-core machine a 2-thread forward collapses whenever another thread takes a
-    core (measured 10-50x slower, see docs/benchmarks.md "bench node"), so the default keeps one free.
+    The default is every core: on 2 cores, with the camera driver in another process, the node
+    gave 1.4x the FPS of one thread (docs/benchmarks.md, "threads"); only with another process
+    keeping a core busy was one thread ahead, by 7 %.
     """
     if config["threads"]:
         return int(config["threads"])
@@ -190,4 +192,4 @@ def torch_threads(config, cores=None):
         import os
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
             (os.cpu_count() or 1)
-    return max(1, cores - 1)
+    return max(1, cores)

@@ -65,6 +65,8 @@ SLOW_TESTS = {
     "test_lowp.py::test_a_corrupt_cached_model_is_removed_with_a_warning_and_rebuilt",
     "test_lowp.py::test_a_new_calibration_set_is_a_new_key",
     "test_lowp.py::test_a_passed_int8_model_is_a_real_int8_graph",
+    "test_lowp.py::test_auto_times_a_gated_calibrated_model_and_skips_a_refused_one",
+    "test_lowp.py::test_an_int8_model_with_every_block_kept_fp32_is_refused_though_it_passed",
     "test_lowp.py::test_bench_cpu_labels_rows",
     "test_lowp.py::test_calibrate_then_eval_int8_on_camvid",
     "test_lowp.py::test_constant_frame_calibration_is_refused_and_the_node_path_falls_back",

@@ -329,3 +329,19 @@ def test_sweep_is_skipped_with_the_reason(tmp_path):
     assert result["gpu_clocks"]["sweep_reason"] == "GPU clocks cannot be pinned here (needs root)"
     assert "Not measured: GPU clocks cannot be pinned" in report.markdown(dict(result, command="x"))
     assert result["utilization"]["unavailable"] == {"all": "disabled (--no-utilization)"}
+
+
+def test_the_labels_report_says_why_a_model_that_passed_its_gate_is_refused():
+    from espnet_ros.bench.labels import _gate_text
+    refused = {"agreement_mean": 0.9965, "agreement_min": 0.9949, "reasons": [], "passed": False,
+               "refusal": "int8 refused: no convolution runs in int8 (0 of 85), so this is the "
+                          "fp32 model; use bf16, or calibrate on other frames"}
+    assert _gate_text(refused) == \
+        "REFUSED (no convolution runs in int8 (0 of 85)) 99.65 % (worst frame 99.49 %)"
+    failed = dict(refused, reasons=["pixel agreement 98.99 % < 99.00 %"],
+                  refusal="int8 refused by the accuracy gate (cal): failed: ...")
+    assert _gate_text(failed) == "FAILED 99.65 % (worst frame 99.49 %)"
+    assert _gate_text(dict(refused, passed=True, refusal=None, miou_fp32=57.17,
+                           miou_candidate=57.12)) == \
+        "passed 99.65 % (worst frame 99.49 %), mIoU 57.17 -> 57.12"
+    assert _gate_text(None) == "-"

@@ -49,31 +49,55 @@ def _whole(costs):
     return measure
 
 
+def _min_at_least(target):
+    return lambda low, mean: low >= target
+
+
 def test_a_model_that_reaches_the_target_whole_keeps_nothing_and_skips_the_table():
     measured_alone = []
     choice = sens.choose_fp32_blocks(list(SOLO), lambda b: measured_alone.append(b),
-                                     lambda kept: (0.995, 0.998), 0.992, 4)
+                                     lambda kept: (0.995, 0.998), _min_at_least(0.992), 4)
     assert choice.kept == () and choice.table == [] and measured_alone == []
     assert choice.steps == [((), (0.995, 0.998))]
 
 
 def test_blocks_below_the_target_alone_stay_fp32_then_the_worst_others_until_it_is_reached():
-    choice = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO), 0.992, 4)
+    choice = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO),
+                                     _min_at_least(0.992), 4)
     # /a/ and /c/ fail alone; with them fp32 the rest loses 0.001 + 0.005 = 0.006 -> 0.994.
     assert choice.kept == ("/a/", "/c/")
     assert choice.agreement[0] == pytest.approx(0.994)
     assert [row.block for row in choice.table] == list(SOLO)   # graph order, all measured
     assert [kept for kept, _ in choice.steps] == [(), ("/a/", "/c/")]
 
-    tighter = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO), 0.9985, 4)
+    tighter = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO),
+                                      _min_at_least(0.9985), 4)
     assert tighter.kept == ("/a/", "/c/", "/d/")              # the next most sensitive joined
     assert tighter.agreement[0] == pytest.approx(0.999)
 
 
+def test_the_target_is_the_gates_all_pixel_agreement_with_a_floor_for_each_frame():
+    from espnet_ros.inference.calibration import gate
+    assert gate.reaches(0.975, 0.995) and gate.reaches(gate.FRAME_FLOOR, gate.MIN_AGREEMENT)
+    assert not gate.reaches(0.969, 0.999)                 # one ruined frame
+    assert not gate.reaches(0.99, 0.9899)                 # every frame fine, too many pixels off
+    assert not gate.reaches(0.99, 0.993, margin=0.005)    # the trials aim above the gate
+    # Ranked by mean agreement: /c/ loses more pixels than /d/ though its worst frame is better.
+    solo = {"/c/": (0.99, 0.991), "/d/": (0.985, 0.997), "/e/": (1.0, 1.0)}
+
+    def whole(kept):
+        loss = sum(1 - solo[b][1] for b in solo if b not in kept)
+        return 0.98, 1 - loss
+    choice = sens.choose_fp32_blocks(list(solo), lambda b: solo[b], whole, gate.reaches, 2)
+    assert choice.kept == ("/c/",) and choice.agreement == pytest.approx((0.98, 0.997))
+
+
 def test_the_share_of_fp32_blocks_is_capped_and_the_gate_judges_what_was_reached():
-    choice = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO), 0.9999, 2)
+    choice = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO),
+                                     _min_at_least(0.9999), 2)
     assert choice.kept == ("/a/", "/c/") and choice.agreement[0] < 0.9999
-    none = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO), 0.9999, 0)
+    none = sens.choose_fp32_blocks(list(SOLO), lambda b: SOLO[b], _whole(SOLO),
+                                   _min_at_least(0.9999), 0)
     assert none.kept == () and none.table == []
 
 

@@ -66,22 +66,29 @@ def _model(seed=0):
 def open_gate(monkeypatch):
     """A gate every candidate passes: tests the serving path without depending on accuracy."""
     monkeypatch.setattr(gate, "MIN_AGREEMENT", 0.0)
+    monkeypatch.setattr(gate, "FRAME_FLOOR", 0.0)
     monkeypatch.setattr(gate, "MAX_MIOU_DROP", 100.0)
 
 
 # -- the gate's verdict ---------------------------------------------------------------------
 
 def test_gate_passes_at_the_thresholds_and_fails_below_with_the_numbers():
-    passed = decide([0.995, 0.9901], miou_fp32=57.17, miou_candidate=56.80)
+    passed = decide([0.995, 0.9851], miou_fp32=57.17, miou_candidate=56.80)
     assert passed.passed and passed.reasons == ()
-    assert passed.agreement_min == pytest.approx(0.9901) and passed.frames == 2
-    assert passed.summary().startswith("passed: pixel agreement with fp32 99.01 % min")
+    assert passed.agreement_min == pytest.approx(0.9851) and passed.frames == 2
+    assert passed.agreement_mean == pytest.approx(0.99005)
+    assert passed.summary().startswith("passed: pixel agreement with fp32 99.00 % over 2 frame(s)"
+                                       " (needs >= 99.00 %), worst frame 98.51 % (needs >= 97.00 %)")
     assert "mIoU 57.17 -> 56.80 (-0.37 points" in passed.summary()
-    assert decide([0.99]).passed   # the bound itself is enough
+    assert decide([0.99]).passed and decide([0.97, 1.0, 1.0, 1.0]).passed   # the bounds themselves
 
     low = decide([0.9538, 0.9876])
-    assert not low.passed and low.reasons == ("pixel agreement 95.38 % < 99.00 %",)
-    assert "failed: pixel agreement with fp32 95.38 % min / 97.07 % mean" in low.summary()
+    assert not low.passed and low.reasons == ("pixel agreement 97.07 % < 99.00 %",
+                                              "a frame's pixel agreement 95.38 % < 97.00 %")
+    assert "failed: pixel agreement with fp32 97.07 % over 2 frame(s)" in low.summary()
+    one_bad_frame = decide([0.9699] + [1.0] * 20)
+    assert not one_bad_frame.passed and one_bad_frame.agreement_mean > 0.998
+    assert one_bad_frame.reasons == ("a frame's pixel agreement 96.99 % < 97.00 %",)
 
     drop = decide([0.999], miou_fp32=57.17, miou_candidate=56.60)
     assert not drop.passed and drop.reasons == ("mIoU drop 0.57 points > 0.50",)
@@ -179,8 +186,8 @@ def test_constant_frame_calibration_is_refused_and_the_node_path_falls_back(tmp_
                                  calibration_file=str(spec.path))
     assert (backend.name, backend.precision) == ("torch", "fp32")
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("refused by the accuracy gate" in w and "% min" in w and "falling back to torch"
-               in w for w in warning), warning
+    assert any("refused by the accuracy gate" in w and "worst frame" in w
+               and "falling back to torch" in w for w in warning), warning
     assert "refused by the accuracy gate" in backend.info["fallback"]
 
 
@@ -215,6 +222,25 @@ def test_a_passed_int8_model_is_a_real_int8_graph(tmp_path, open_gate):
     assert tuple(out.shape) == (1, 20, 32, 64) and torch.isfinite(out).all()
 
 
+def test_an_int8_model_with_every_block_kept_fp32_is_refused_though_it_passed(
+        tmp_path, open_gate, monkeypatch):
+    """A search that keeps every block fp32 passes any gate; it is the fp32 model, not int8."""
+    from espnet_ros.inference.calibration import sensitivity as sens
+
+    def keep_all(blocks, measure_only, measure_keeping, reaches, max_kept):
+        return sens.Choice(tuple(blocks), (1.0, 1.0), [], [])
+    monkeypatch.setattr(sens, "choose_fp32_blocks", keep_all)
+    spec = _spec(tmp_path)
+    model, entry = _model()
+    with pytest.raises(BackendUnavailable, match=r"no convolution runs in int8 \(0 of \d+\)"):
+        create_backend(model, entry, SHAPE, "openvino", "cpu", "int8", fallback=False,
+                       calibration_file=str(spec.path))
+    study = create_backend(model, entry, SHAPE, "openvino", "cpu", "int8", fallback=False,
+                           calibration_file=str(spec.path), enforce_gate=False)
+    assert study.gate.passed and study.refusal.startswith("int8 refused: no convolution")
+    assert study.info["int8 convolutions"].startswith("0 of ")
+
+
 def _cpu_has(capability):
     return capability in ov_backend.cpu_capabilities()
 
@@ -222,6 +248,29 @@ def _cpu_has(capability):
 def _as_cpu(monkeypatch, capabilities):
     """Makes the backend see a CPU with ``capabilities`` (OpenVINO's names, e.g. BF16)."""
     monkeypatch.setattr(ov_backend, "cpu_capabilities", lambda: tuple(capabilities))
+
+
+def test_auto_times_a_gated_calibrated_model_and_skips_a_refused_one(tmp_path, monkeypatch):
+    """backend auto given a calibration file: OpenVINO at the file's precision competes with the
+    fp32 backends once its model passed the gate, and is skipped with the verdict otherwise."""
+    model, entry = _model()
+    refused = _spec(tmp_path, calibration=_images(tmp_path / "grey", 4, constant=128))
+    backend = create_backend(model, entry, SHAPE, "auto", "cpu",
+                             calibration_file=str(refused.path))
+    assert backend.precision == "fp32" and "openvino int8" not in backend.info["auto"]
+    assert "openvino int8: int8 refused by the accuracy gate" in backend.info["auto skipped"]
+
+    monkeypatch.setattr(gate, "MIN_AGREEMENT", 0.0)
+    monkeypatch.setattr(gate, "FRAME_FLOOR", 0.0)
+    passed = _spec(tmp_path, name="passed")
+    backend = create_backend(model, entry, SHAPE, "auto", "cpu",
+                             calibration_file=str(passed.path))
+    medians = {name: float(ms) for name, ms, _ in
+               (part.rsplit(" ", 2) for part in backend.info["auto"].split(", "))}
+    assert {"torch", "openvino", "openvino int8"} <= set(medians), backend.info["auto"]
+    assert min(medians, key=medians.get) == (
+        backend.name if backend.precision == "fp32" else "%s %s" % (backend.name,
+                                                                    backend.precision))
 
 
 @pytest.mark.parametrize("with_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])

@@ -66,7 +66,11 @@ def _runner(path, model, entry, size):
 
     notes = ["%s: %s" % kv for kv in backend.info.items() if kv[0] != "fallback"]
     gate = getattr(backend, "gate", None)
-    return run, notes, gate._asdict() if gate is not None else None
+    if gate is None:
+        return run, notes, None
+    # passed: what the node would do (a gate passed without int8 convolutions is refused too)
+    refusal = getattr(backend, "refusal", None)
+    return run, notes, dict(gate._asdict(), passed=refusal is None, refusal=refusal)
 
 
 def _worker(conn, spawned_at, path, model_name, size, frames, pretrained):
@@ -166,7 +170,11 @@ def summarize(model_name, size, frames, results, rounds, iterations):
 def _gate_text(gate):
     if gate is None:
         return "-"
-    text = "%s %.2f %% min" % ("passed" if gate["passed"] else "FAILED", 100 * gate["agreement_min"])
+    verdict = "passed" if gate["passed"] else "FAILED"
+    if gate.get("refusal") and not gate["reasons"]:  # the gate passed; refused for another reason
+        verdict = "REFUSED (%s)" % gate["refusal"].split(": ", 1)[-1].split(",")[0]
+    text = "%s %.2f %% (worst frame %.2f %%)" % (verdict, 100 * gate["agreement_mean"],
+                                                100 * gate["agreement_min"])
     if gate.get("miou_fp32") is not None:
         text += ", mIoU %.2f -> %.2f" % (gate["miou_fp32"], gate["miou_candidate"])
     return text

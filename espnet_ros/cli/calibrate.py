@@ -119,8 +119,8 @@ def run(args):
     print_quantization(getattr(backend, "quantization", {}))
     print("gate %s" % backend.gate.summary())
     print("written: %s" % spec.path)
-    if not backend.gate.passed:
-        print("the node and eval refuse this %s model (they fall back to fp32 with a warning)"
-              % args.precision)
+    if backend.refusal:
+        print("the node and eval refuse this %s model (they fall back to fp32 with a warning): "
+              "%s" % (args.precision, backend.refusal))
         return 1
     return 0

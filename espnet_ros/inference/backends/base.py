@@ -130,10 +130,11 @@ FALLBACKS = {
 
 
 def auto_candidates(device):
-    """Backends ``auto`` considers, best first; on CPU the order is decided by a timing trial."""
+    """Backends ``auto`` considers, best first; on CPU the order is decided by a timing trial
+    (with a calibration file, OpenVINO at its precision joins it: factory._auto_cpu_candidates)."""
     if torch.device(device).type == "cuda":
         return ("torch2trt", "torch")
-    return ("torch", "onnxruntime")
+    return ("torch", "onnxruntime", "openvino")
 
 
 def _fallback_steps(name, device, precision):

@@ -1,6 +1,7 @@
 """Building a backend: selection, fallback when building fails, and ``auto``'s timing trial."""
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,20 +28,26 @@ def _time_once(backend, batch):
     return time.perf_counter() - start
 
 
+def label(backend):
+    """A backend's name in ``auto``'s report: its name, with the precision where not fp32."""
+    return backend.name if backend.precision == "fp32" else \
+        "%s %s" % (backend.name, backend.precision)
+
+
 def trial(backends, input_shape, rounds=TRIAL_ROUNDS):
     """The fastest of ``backends`` on a random input, timed in interleaved rounds.
 
-    Returns (best backend, {name: median ms}).
+    Returns (best backend, {label: median ms}).
     """
     batch = torch.randn(input_shape)
-    times = {b.name: [] for b in backends}
+    times = {label(b): [] for b in backends}
     for backend in backends:
         _time_once(backend, batch)  # warm-up, excluded
     for _ in range(rounds):
         for backend in backends:
-            times[backend.name].append(_time_once(backend, batch) * 1e3)
+            times[label(backend)].append(_time_once(backend, batch) * 1e3)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    best = min(backends, key=lambda b: medians[b.name])
+    best = min(backends, key=lambda b: medians[label(b)])
     return best, medians
 
 
@@ -48,26 +55,47 @@ def _build(choice, model, entry, input_shape, options):
     return get(choice.name)(model, entry, input_shape, choice.device, choice.precision, **options)
 
 
+def _auto_cpu_candidates(precision, options):
+    """(name, precision) pairs ``auto`` builds on CPU: each candidate backend at ``precision``
+    and, given a calibration file, OpenVINO at that file's precision (refused, so skipped,
+    where its model failed the accuracy gate). Returns (pairs, reasons already known)."""
+    pairs = [(name, precision) for name in auto_candidates("cpu")]
+    path = options.get("calibration_file")
+    if not path:
+        return pairs, []
+    from ..calibration import load_spec
+    try:
+        calibrated = load_spec(Path(path)).precision
+    except (ValueError, OSError) as exc:
+        return pairs, ["openvino with %s: %s" % (path, exc)]
+    if ("openvino", calibrated) not in pairs:
+        pairs.append(("openvino", calibrated))
+    return pairs, []
+
+
 def _build_auto_cpu(model, entry, input_shape, precision, options):
-    """Builds every runnable CPU candidate and keeps the fastest (speed differs per model)."""
-    built, reasons = [], []
-    for name in auto_candidates("cpu"):
-        reason = get(name).check("cpu", precision)
+    """Builds every runnable CPU candidate and keeps the fastest (speed differs per model and
+    CPU); reduced precision competes only as a calibrated model that passed its gate."""
+    built = []
+    pairs, reasons = _auto_cpu_candidates(precision, options)
+    for name, candidate_precision in pairs:
+        reason = get(name).check("cpu", candidate_precision)
         if reason is None:
             try:
-                built.append(get(name)(model, entry, input_shape, "cpu", precision, **options))
+                built.append(get(name)(model, entry, input_shape, "cpu", candidate_precision,
+                                       **options))
                 continue
             except BackendUnavailable as exc:
                 reason = str(exc)
-        reasons.append("%s: %s" % (name, reason))
+        reasons.append("%s %s: %s" % (name, candidate_precision, reason))
     if not built:
         raise BackendUnavailable("no CPU backend can run: %s" % "; ".join(reasons))
     best, medians = trial(built, input_shape) if len(built) > 1 else (built[0], {})
     best.info["auto"] = ", ".join("%s %.1f ms" % kv for kv in sorted(medians.items())) or \
-        "only %s can run" % best.name
+        "only %s can run" % label(best)
     if reasons:
         best.info["auto skipped"] = "; ".join(reasons)
-    LOG.info("auto backend: %s (%s)", best.name, best.info["auto"])
+    LOG.info("auto backend: %s (%s)", label(best), best.info["auto"])
     return best
 
 

@@ -39,6 +39,7 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
     fixed_shape = True
+    refusal = None  # why a bf16 / int8 model must not serve (built only with enforce_gate=False)
 
     @classmethod
     def check(cls, device, precision):
@@ -73,8 +74,13 @@ class OpenVinoBackend(Backend):
         self.info["pieces"] = len(ov_models)
         if self.precision == "int8":
             counts = [low_precision_ops(piece) for piece in self.compiled.values()]
-            self.info["int8 convolutions"] = "%d of %d" % (sum(c[0] for c in counts),
-                                                          sum(c[1] for c in counts))
+            low, convs = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            self.info["int8 convolutions"] = "%d of %d" % (low, convs)
+            if low == 0 and convs and not self.refusal:
+                # The gate passed only because the search kept every quantized block in fp32:
+                # serving it as int8 would put a false precision in the diagnostics.
+                self._refuse("int8 refused: no convolution runs in int8 (0 of %d), so this is "
+                             "the fp32 model; use bf16, or calibrate on other frames" % convs)
         if self.precision == "fp32":
             try:
                 result = validate(model, self._forward, sample, "fp32")
@@ -104,10 +110,16 @@ class OpenVinoBackend(Backend):
         if self.precision == "int8":
             self.info["fp32 blocks"] = ", ".join(calibrated.quantization.get("fp32 blocks")
                                                  or []) or "none"
-        if not gate.passed and self.options.get("enforce_gate", True):
-            raise BackendUnavailable("%s refused by the accuracy gate (%s): %s"
-                                     % (self.precision, calibrated.path, gate.summary()))
+        if not gate.passed:
+            self._refuse("%s refused by the accuracy gate (%s): %s"
+                         % (self.precision, calibrated.path, gate.summary()))
         return calibrated.models
+
+    def _refuse(self, reason):
+        """Refuses a calibrated model (``refusal``: why); kept only with ``enforce_gate=False``."""
+        self.refusal = reason
+        if self.options.get("enforce_gate", True):
+            raise BackendUnavailable(reason)
 
     def forward(self, batch):
         if tuple(batch.shape) != self.input_shape:

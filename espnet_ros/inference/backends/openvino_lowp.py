@@ -36,10 +36,15 @@ SUFFIX = ".ovz"
 UNQUANTIZED_TYPES = ("Add", "BatchNormInference", "Concat", "Multiply")
 SENSITIVITY_FRAMES = 16   # calibration frames each trial quantization collects statistics on
 TUNING_FRAMES = 16        # calibration frames the trials' agreement is measured on
-TUNING_MARGIN = 0.006     # the trials aim this far above the gate: its minimum is over more frames
+# The trials aim this far above both gate bounds: the gate's frames are others, and more. On the
+# CamVid model its test frames lost about 2.2x the pixels the trials did: 0.005 kept 6 blocks
+# fp32 and missed the gate (98.99 %), 0.006 kept 8 (99.14 %, 44 of 85 convolutions int8),
+# 0.008 kept 16 (99.57 %, 12 int8).
+TUNING_MARGIN = 0.006
 MAX_FP32_SHARE = 0.75     # of the blocks; past it, int8 measured no faster than fp32
 RECIPE = {"tool": "nncf.quantize", "preset": "mixed", "unquantized": list(UNQUANTIZED_TYPES),
-          "fp32 blocks": "per-block sensitivity", "sensitivity frames": SENSITIVITY_FRAMES,
+          "fp32 blocks": "per-block sensitivity", "target": "gate: all pixels and a frame floor",
+          "sensitivity frames": SENSITIVITY_FRAMES,
           "tuning frames": TUNING_FRAMES, "tuning margin": TUNING_MARGIN,
           "max fp32 share": MAX_FP32_SHARE}
 
@@ -159,7 +164,8 @@ def choose_fp32(nncf, ov_model, items, threads):
     return sensitivity.choose_fp32_blocks(
         blocks, lambda block: measure([sensitivity.all_but_pattern(block)]),
         lambda kept: measure([sensitivity.block_pattern(b) for b in kept]),
-        gate_module.MIN_AGREEMENT + TUNING_MARGIN, int(MAX_FP32_SHARE * len(blocks)))
+        lambda low, mean: gate_module.reaches(low, mean, TUNING_MARGIN),
+        int(MAX_FP32_SHARE * len(blocks)))
 
 
 class LazyInputs:

@@ -3,7 +3,7 @@
 A block is the first level of an exported op's name (``/level3.4/...`` -> ``/level3.4/``,
 ``/conv/...`` -> ``/conv/``). ``sensitivity`` quantizes one block at a time (every other op in
 fp32) and measures the pixel agreement of its labels with fp32; ``choose_fp32_blocks`` keeps in
-fp32 every block that alone already falls below the target, then, worst first, more blocks
+fp32 every block that alone already misses the target, then, worst first, more blocks
 until the whole model reaches it. Both take the quantize / measure steps as callables, so the
 choice is plain logic (tested without OpenVINO) and the runtime lives in backends.openvino_lowp.
 """
@@ -62,14 +62,15 @@ class Choice(NamedTuple):
     steps: list          # [(kept blocks, (min, mean))] in the order tried
 
 
-def choose_fp32_blocks(blocks, measure_only, measure_keeping, target, max_kept):
+def choose_fp32_blocks(blocks, measure_only, measure_keeping, reaches, max_kept):
     """The blocks int8 leaves in fp32, as a ``Choice``.
 
-    ``measure_keeping(kept) -> (min, mean)`` quantizes all but ``kept``. The whole model first;
-    below ``target``, the sensitivity table is measured and every block whose own agreement is
-    below ``target`` stays fp32, then, most sensitive first, more blocks until the model
-    reaches ``target`` or ``max_kept`` blocks are fp32 (past that int8 is no faster than fp32:
-    the gate then judges what was reached).
+    ``measure_keeping(kept) -> (min, mean)`` quantizes all but ``kept``; ``reaches(min, mean)``
+    says whether agreements meet the target. The whole model first; where it misses, the
+    sensitivity table is measured and every block that alone misses the target stays fp32,
+    then, least mean agreement first, more blocks until the model reaches the target or
+    ``max_kept`` blocks are fp32 (past that int8 is no faster than fp32: the gate then judges
+    what was reached).
     """
     def measure(kept):
         result = tuple(float(v) for v in measure_keeping(tuple(kept)))
@@ -78,16 +79,16 @@ def choose_fp32_blocks(blocks, measure_only, measure_keeping, target, max_kept):
 
     steps = []
     result = measure(())
-    if result[0] >= target or max_kept <= 0:
+    if reaches(*result) or max_kept <= 0:
         return Choice((), result, [], steps)
     table = sensitivity(blocks, measure_only)
-    ranked = [row.block for row in sorted(table, key=lambda r: (r.agreement_min,
-                                                                r.agreement_mean))]
-    alone_below = sum(row.agreement_min < target for row in table)
-    count = min(max(alone_below, 1), max_kept)
+    ranked = [row.block for row in sorted(table, key=lambda r: (r.agreement_mean,
+                                                                r.agreement_min))]
+    alone_missing = sum(not reaches(row.agreement_min, row.agreement_mean) for row in table)
+    count = min(max(alone_missing, 1), max_kept)
     while True:
         result = measure(ranked[:count])
-        if result[0] >= target or count >= max_kept:
+        if reaches(*result) or count >= max_kept:
             return Choice(tuple(ranked[:count]), result, table, steps)
         count += 1
 

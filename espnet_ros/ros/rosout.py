@@ -11,8 +11,11 @@ FORWARDED = "espnet_ros_forwarded"
 
 # A failure in the first second of start-up would otherwise leave with the process before
 # DDS discovery matched any /rosout reader (rqt_console): /rosout is transient_local, so a
-# reader that matches while the node still exists gets the history.
-DELIVERY_WAIT_S = 1.0
+# reader that matches while the node still exists gets the history. Up to 4 s: after its
+# first announcements Fast DDS re-announces a participant every 3 s, and a reader that missed
+# the first ones (a loaded machine) is matched only then. With no reader at all, a failed
+# start exits 4 s later.
+DELIVERY_WAIT_S = 4.0
 DELIVERY_MARGIN_S = 1.0  # the reader may match the writer later than the writer matched it
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "TASK_OUTPUT", "TASK_PIPELINE", "TASK_MODEL",
     "TaskStatus", "StatusRecord", "CounterPeriod",
     "merge_summary",
+    "fill_status",
     "FrequencyStatus",
     "TimestampStatus",
     "RollingPercentiles",
@@ -50,6 +51,16 @@ def merge_summary(level, message, new_level, new_message):
     elif new_level > level:
         message = new_message
     return max(level, new_level), message
+
+
+def fill_status(stat, status):
+    """Writes a ``TaskStatus`` into a DiagnosticStatusWrapper (diagnostic_updater's, or the
+    fallback's): the level as the byte diagnostic_msgs carries, the message, the values."""
+    level = bytes([status.level]) if isinstance(status.level, int) else status.level
+    stat.summary(level, status.message)
+    for key, value in status.values:
+        stat.add(str(key), str(value))
+    return stat
 
 
 class FrequencyStatus:

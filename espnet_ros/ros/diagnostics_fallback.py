@@ -44,13 +44,6 @@ class TimeStampStatusParam:
         self.min_acceptable, self.max_acceptable = min_acceptable, max_acceptable
 
 
-def _fill(stat, status):
-    stat.summary(status.level, status.message)
-    for key, value in status.values:
-        stat.add(key, value)
-    return stat
-
-
 class FrequencyStatus:
     """Rate of ``tick()``s; the bounds are read from ``params.freq_bound`` at every run."""
 
@@ -65,7 +58,7 @@ class FrequencyStatus:
         bound = self.params.freq_bound
         self._status.min_freq = float(bound.get("min", 0.0))
         self._status.max_freq = float(bound["max"]) if "max" in bound else None
-        return _fill(stat, self._status.run())
+        return D.fill_status(stat, self._status.run())
 
 
 class TimeStampStatus:
@@ -82,7 +75,7 @@ class TimeStampStatus:
     def run(self, stat):
         self._status.min_acceptable = float(self.params.min_acceptable)
         self._status.max_acceptable = float(self.params.max_acceptable)
-        return _fill(stat, self._status.run())
+        return D.fill_status(stat, self._status.run())
 
 
 class CompositeDiagnosticTask:

@@ -22,18 +22,6 @@ from . import diagnostics_fallback
 PERIOD_S = 1.0
 
 
-def _bytes_level(level):
-    return bytes([level]) if isinstance(level, int) else level
-
-
-def _fill(stat, status):
-    """A project ``TaskStatus`` into a diagnostic_updater ``DiagnosticStatusWrapper``."""
-    stat.summary(_bytes_level(status.level), status.message)
-    for key, value in status.values:
-        stat.add(str(key), str(value))
-    return stat
-
-
 def _diagnostic_updater(use_library):
     if use_library:
         try:
@@ -85,7 +73,7 @@ class NodeDiagnostics:
     def _run_task(self, stat, make):
         self.updater.setHardwareID(self._hardware_id())  # a reload may change the device
         stat.hardware_id = self._hardware_id()
-        return _fill(stat, make())
+        return D.fill_status(stat, make())
 
     def set_limits(self, min_fps, max_fps, max_delay_s):
         bound = self._freq_param.freq_bound

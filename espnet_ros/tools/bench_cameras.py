@@ -131,13 +131,8 @@ class CameraRig:
                 return
 
     def stage_p50(self, camera):
-        from ..messages.diagnostics import STAGE_KEY, TASK_PIPELINE
-        status = self.readers[camera].latest(self.task_prefix[camera] + TASK_PIPELINE)
-        stages = {}
-        for key, value in (status.values.items() if status else ()):
-            if key.startswith(STAGE_KEY % "") and value != "no samples":
-                stages[key[len(STAGE_KEY % ""):]] = float(value)
-        return stages
+        from ..messages.diagnostics import TASK_PIPELINE
+        return self.readers[camera].stage_p50(self.task_prefix[camera] + TASK_PIPELINE)
 
     def model_values(self, camera):
         from ..messages.diagnostics import TASK_MODEL

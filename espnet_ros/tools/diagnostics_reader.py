@@ -68,9 +68,10 @@ class DiagnosticsReader:
         except (AttributeError, KeyError, ValueError):
             return None
 
-    def stage_p50(self):
-        """{stage: p50 ms} from the newest pipeline status (stages without samples left out)."""
-        status = self.latest(TASK_PIPELINE)
+    def stage_p50(self, task=TASK_PIPELINE):
+        """{stage: p50 ms} from the newest status of ``task`` (default: the node's pipeline;
+        with several cameras, "<camera>: frame pipeline"), stages without samples left out."""
+        status = self.latest(task)
         prefix = STAGE_KEY % ""
         stages = {}
         for key, value in (status.values.items() if status else ()):

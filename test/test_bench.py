@@ -335,11 +335,13 @@ def test_the_labels_report_says_why_a_model_that_passed_its_gate_is_refused():
     from espnet_ros.bench.labels import _gate_text
     refused = {"agreement_mean": 0.9965, "agreement_min": 0.9949, "reasons": [], "passed": False,
                "refusal": "int8 refused: no convolution runs in int8 (0 of 85), so this is the "
-                          "fp32 model; use bf16, or calibrate on other frames"}
+                          "fp32 model; use bf16, or calibrate on other frames",
+               "refusal_cause": "no convolution runs in int8 (0 of 85)"}
     assert _gate_text(refused) == \
         "REFUSED (no convolution runs in int8 (0 of 85)) 99.65 % (worst frame 99.49 %)"
     failed = dict(refused, reasons=["pixel agreement 98.99 % < 99.00 %"],
-                  refusal="int8 refused by the accuracy gate (cal): failed: ...")
+                  refusal="int8 refused by the accuracy gate (cal): failed: ...",
+                  refusal_cause="accuracy gate")
     assert _gate_text(failed) == "FAILED 99.65 % (worst frame 99.49 %)"
     assert _gate_text(dict(refused, passed=True, refusal=None, miou_fp32=57.17,
                            miou_candidate=57.12)) == \

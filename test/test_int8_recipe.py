@@ -125,7 +125,7 @@ def _fake_quantized_consumers(ov_model):
     return consumers
 
 
-def test_int8_leaves_adds_concats_and_batchnorms_and_kept_blocks_in_fp32_kept_blocks_fp32():
+def test_int8_leaves_adds_concats_batchnorms_and_kept_blocks_in_fp32():
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     from espnet_ros.inference.backends import openvino_lowp as lowp

@@ -238,6 +238,7 @@ def test_an_int8_model_with_every_block_kept_fp32_is_refused_though_it_passed(
     study = create_backend(model, entry, SHAPE, "openvino", "cpu", "int8", fallback=False,
                            calibration_file=str(spec.path), enforce_gate=False)
     assert study.gate.passed and study.refusal.startswith("int8 refused: no convolution")
+    assert study.refusal_cause.startswith("no convolution runs in int8 (0 of ")
     assert study.info["int8 convolutions"].startswith("0 of ")
 
 

@@ -157,3 +157,17 @@ def test_bench_cameras_end_to_end_structure(tmp_path, data_dir):
     assert report["ratios"][0]["rss"] > 0
     assert "one node / N nodes per run" in result.stdout
     assert np.isfinite(report["ratios"][0]["aggregate_fps"])
+    # Each single-camera node served with its share of the cores, not all of them.
+    from espnet_ros.tools.bench_cameras import each_node_threads
+    assert report["each_node_threads"] == each_node_threads(2)
+    for camera in ("cam0", "cam1"):
+        log = (tmp_path / ("node_%s.log" % camera)).read_text()
+        assert "%d torch threads" % each_node_threads(2) in log, log
+
+
+def test_each_single_camera_node_gets_its_share_of_the_cores():
+    from espnet_ros.tools.bench_cameras import each_node_threads
+    assert each_node_threads(4, cores=2) == 1
+    assert each_node_threads(2, cores=2) == 1
+    assert each_node_threads(2, cores=8) == 4
+    assert each_node_threads(3, cores=8) == 2

@@ -70,7 +70,8 @@ def _runner(path, model, entry, size):
         return run, notes, None
     # passed: what the node would do (a gate passed without int8 convolutions is refused too)
     refusal = getattr(backend, "refusal", None)
-    return run, notes, dict(gate._asdict(), passed=refusal is None, refusal=refusal)
+    return run, notes, dict(gate._asdict(), passed=refusal is None, refusal=refusal,
+                            refusal_cause=getattr(backend, "refusal_cause", None))
 
 
 def _worker(conn, spawned_at, path, model_name, size, frames, pretrained):
@@ -172,7 +173,7 @@ def _gate_text(gate):
         return "-"
     verdict = "passed" if gate["passed"] else "FAILED"
     if gate.get("refusal") and not gate["reasons"]:  # the gate passed; refused for another reason
-        verdict = "REFUSED (%s)" % gate["refusal"].split(": ", 1)[-1].split(",")[0]
+        verdict = "REFUSED (%s)" % gate["refusal_cause"]
     text = "%s %.2f %% (worst frame %.2f %%)" % (verdict, 100 * gate["agreement_mean"],
                                                 100 * gate["agreement_min"])
     if gate.get("miou_fp32") is not None:

@@ -19,8 +19,8 @@ def add_parser(bench_sub):
     p.add_argument("--seconds", type=float, default=25.0, help="length of each measurement")
     p.add_argument("--runs", type=int, default=3, help="runs; each measures both set-ups")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads of the one node (0: its default, all cores); the N "
-                        "single-camera nodes keep their default")
+                   help="torch threads of the one node (0: its default, all cores); each of "
+                        "the N single-camera nodes gets cores // N (at least 1)")
     p.add_argument("--frame", help="image to send (default: a Cityscapes sample frame)")
     p.add_argument("--out", type=Path, default=Path("out/bench"))
     p.set_defaults(func=run)

@@ -624,7 +624,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
 
     def _publish_info(self, job, out, latency_ms):
         pubs = job.camera.publishers
-        if "info" in pubs and self.config["publish_info"] \
+        if "info" in pubs and job.config["publish_info"] \
                 and pubs["info"].get_subscription_count():
             pubs["info"].publish(self._info(job.msg.header, out, latency_ms, job.pipeline))
 

@@ -10,6 +10,7 @@ camera, CPU of the node processes and of this driver, and from the nodes' /diagn
 stage p50s and, for the one node, forward calls against frames (one call per batch).
 """
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ def _rss_kb(pid):
 class CameraRig:
     """The node process(es) of one set-up, and this process's publishers and subscribers."""
 
-    def __init__(self, setup, cameras, params, log_dir, env=None, one_node_threads=0):
+    def __init__(self, setup, cameras, params, log_dir, env=None, one_node_threads=0,
+                 each_node_threads=1):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -51,8 +53,10 @@ class CameraRig:
             self.readers = {c: DiagnosticsReader("/espnet_segmentation") for c in self.cameras}
             self.task_prefix = {c: c + ": " for c in self.cameras}
         else:
-            self.processes = [NodeProcess("/" + c, params, Path(log_dir) / ("node_%s.log" % c),
-                                          extra_env=env) for c in self.cameras]
+            node_params = dict(params, threads=each_node_threads)
+            self.processes = [NodeProcess("/" + c, node_params,
+                                          Path(log_dir) / ("node_%s.log" % c), extra_env=env)
+                              for c in self.cameras]
             self.readers = {c: DiagnosticsReader("/%s/espnet_segmentation" % c)
                             for c in self.cameras}
             self.task_prefix = {c: "" for c in self.cameras}
@@ -172,6 +176,13 @@ def measure(rig, seconds):
             "frames_per_forward_call": model.get("Frames per forward call")}
 
 
+def each_node_threads(cameras, cores=None):
+    """Torch threads of each of N single-camera nodes: the cores shared out (at least one), what
+    one would set for N nodes on one machine; each node's default (all cores) would make N
+    nodes oversubscribe the cores N times."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, cameras))
+
+
 def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_dir, env=None,
               warmup_s=3.0, one_node_threads=0):
     """``runs`` runs, each measuring both set-ups one after the other (the order alternates)."""
@@ -186,13 +197,15 @@ def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_
     params = {"model": model, "input_width": model_size[0], "input_height": model_size[1],
               "warmup_frames": 2, "min_fps": 0.0, "publish_info": "false"}
     names = ["cam%d" % i for i in range(cameras)]
+    each_threads = each_node_threads(cameras)
     rclpy.init()
     results = []
     try:
         for run in range(runs):
             order = SETUPS if run % 2 == 0 else SETUPS[::-1]
             for setup in order:
-                rig = CameraRig(setup, names, params, out_dir, env, one_node_threads)
+                rig = CameraRig(setup, names, params, out_dir, env, one_node_threads,
+                                each_threads)
                 rig.frame_raw = raw
                 try:
                     rig.wait_ready()
@@ -207,6 +220,7 @@ def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_
         rclpy.shutdown()
     report = {"model": model, "cameras": cameras, "frame_size": "%dx%d" % tuple(frame_size),
               "one_node_threads": one_node_threads or "default",
+              "each_node_threads": each_threads,
               "model_size": "%dx%d" % tuple(model_size), "seconds": seconds, "runs": results,
               "ratios": ratios(results)}
     (out_dir / "bench_cameras.json").write_text(json.dumps(report, indent=2))
@@ -238,9 +252,10 @@ def run_line(r):
 
 def markdown(report):
     lines = ["%d cameras, %s bgr8 frames, model %s at %s, %s s per measurement; torch threads "
-             "of the one node: %s (the single-camera nodes: their default)" % (
+             "of the one node: %s, of each single-camera node: %s" % (
                  report["cameras"], report["frame_size"], report["model"],
-                 report["model_size"], report["seconds"], report.get("one_node_threads")), "",
+                 report["model_size"], report["seconds"], report.get("one_node_threads"),
+                 report.get("each_node_threads")), "",
         "| run | set-up | total RSS MB | aggregate FPS | per camera FPS | slowest / mean | "
         "latency p50 / p95 ms per camera | node CPU (cores) | forward calls (frames per call) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -39,7 +39,8 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
     fixed_shape = True
-    refusal = None  # why a bf16 / int8 model must not serve (built only with enforce_gate=False)
+    refusal = None        # why a bf16 / int8 model must not serve (built only with enforce_gate=False)
+    refusal_cause = None  # the same in a few words, for reports
 
     @classmethod
     def check(cls, device, precision):
@@ -79,8 +80,9 @@ class OpenVinoBackend(Backend):
             if low == 0 and convs and not self.refusal:
                 # The gate passed only because the search kept every quantized block in fp32:
                 # serving it as int8 would put a false precision in the diagnostics.
-                self._refuse("int8 refused: no convolution runs in int8 (0 of %d), so this is "
-                             "the fp32 model; use bf16, or calibrate on other frames" % convs)
+                cause = "no convolution runs in int8 (0 of %d)" % convs
+                self._refuse("int8 refused: %s, so this is the fp32 model; use bf16, or "
+                             "calibrate on other frames" % cause, cause)
         if self.precision == "fp32":
             try:
                 result = validate(model, self._forward, sample, "fp32")
@@ -112,12 +114,13 @@ class OpenVinoBackend(Backend):
                                                  or []) or "none"
         if not gate.passed:
             self._refuse("%s refused by the accuracy gate (%s): %s"
-                         % (self.precision, calibrated.path, gate.summary()))
+                         % (self.precision, calibrated.path, gate.summary()), "accuracy gate")
         return calibrated.models
 
-    def _refuse(self, reason):
-        """Refuses a calibrated model (``refusal``: why); kept only with ``enforce_gate=False``."""
-        self.refusal = reason
+    def _refuse(self, reason, cause):
+        """Refuses a calibrated model (``refusal``: why, ``refusal_cause``: in a few words); kept
+        only with ``enforce_gate=False``."""
+        self.refusal, self.refusal_cause = reason, cause
         if self.options.get("enforce_gate", True):
             raise BackendUnavailable(reason)
 

@@ -347,3 +347,56 @@ def test_the_labels_report_says_why_a_model_that_passed_its_gate_is_refused():
                            miou_candidate=57.12)) == \
         "passed 99.65 % (worst frame 99.49 %), mIoU 57.17 -> 57.12"
     assert _gate_text(None) == "-"
+
+
+CPUINFO = """processor\t: 0
+cpu family\t: 23
+model\t\t: 49
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu sse2 avx avx2 fma
+"""
+CPUINFO_AVX512 = CPUINFO.replace("avx avx2 fma", "avx avx2 fma avx512f avx512bw avx512_bf16")
+
+
+def test_the_labels_report_names_the_cpu_and_its_goal_follows_the_kernels():
+    from espnet_ros.bench.cpu_features import describe, text
+    zen2 = describe(CPUINFO, env={}, torch_kernels="AVX2")
+    assert zen2["model"] == "AMD EPYC 7B12 (family 23, model 49)"
+    assert zen2["flags"] == ["avx2", "fma"] and not zen2["avx512"] and zen2["goal"] == 3.0
+    assert text(zen2) == ("CPU: AMD EPYC 7B12 (family 23, model 49); flags: avx2 fma; PyTorch "
+                          "kernels: AVX2; goal x3 (no AVX-512 kernels)")
+    wide = describe(CPUINFO_AVX512, env={}, torch_kernels="AVX512")
+    assert wide["avx512"] and wide["goal"] == 5.0
+    assert wide["flags"] == ["avx2", "fma", "avx512f", "avx512bw", "avx512_bf16"]
+    # Kernels capped at AVX2 on an AVX-512 machine: the AVX2 goal, and the report says why.
+    capped = describe(CPUINFO_AVX512, env={"ONEDNN_MAX_CPU_ISA": "AVX2"},
+                      torch_kernels="AVX512")
+    assert not capped["avx512"] and capped["goal"] == 3.0
+    assert "capped by ONEDNN_MAX_CPU_ISA=AVX2; goal x3" in text(capped)
+    assert describe("", env={}, torch_kernels="DEFAULT")["model"] == "unknown"
+
+
+def _labels_row(path, speedup, agreement_mean, gate=None):
+    return {"path": path, "speedup": speedup, "agreement_mean": agreement_mean, "gate": gate}
+
+
+def test_the_labels_verdict_counts_only_gated_paths_with_99_percent_of_the_labels_equal():
+    from espnet_ros.bench.cpu_features import describe
+    from espnet_ros.bench.labels import verdict
+    cpu = describe(CPUINFO_AVX512, env={}, torch_kernels="AVX512")
+    rows = [_labels_row("original code", 1.0, 1.0),
+            _labels_row("default (torch fp32)", 2.86, 1.0),
+            _labels_row("openvino bf16", 3.41, 0.9881, {"passed": True}),
+            _labels_row("openvino int8", 3.9, 0.995, {"passed": False})]
+    text = verdict({"rows": rows, "cpu": cpu})
+    assert text.startswith("best gated path with >= 99 % of the labels equal: default (torch "
+                           "fp32), x2.86 the original code image->labels (goal x5: not met)")
+    assert text.endswith("faster but below 99 % equal: openvino bf16, x3.41 (98.81 % equal)")
+    avx2 = describe(CPUINFO, env={}, torch_kernels="AVX2")
+    rows[2]["agreement_mean"] = 0.995
+    assert verdict({"rows": rows, "cpu": avx2}) == (
+        "best gated path with >= 99 % of the labels equal: openvino bf16, x3.41 the original "
+        "code image->labels (goal x3: met)")
+    assert verdict({"rows": rows[:1] + [dict(rows[3])], "cpu": avx2}).startswith(
+        "no path passed its gate")
+    assert verdict({"rows": rows[:1], "cpu": avx2}) == "no path ran"

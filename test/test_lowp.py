@@ -375,3 +375,7 @@ def test_bench_cpu_labels_rows(data_dir, tmp_path):
     markdown = (tmp_path / "bench" / "bench_cpu_labels.md").read_text()
     assert "x vs original" in markdown and "load average" in markdown
     assert "best gated path" in markdown
+    # The CPU it ran on, with the flags, and the goal that follows from its kernels.
+    from espnet_ros.bench.cpu_features import describe, text
+    assert result["cpu"] == json.loads(json.dumps(describe()))
+    assert text(describe()) in markdown and "flags: " in markdown

@@ -14,10 +14,11 @@ from collections import OrderedDict
 from typing import NamedTuple, Optional
 
 from ..metrics import label_agreement
-from . import stats
+from . import cpu_features, stats
 from .workers import WorkerPool, serve
 
-GOAL, MOONSHOT = 5.0, 8.0   # image -> labels speed-up over the original code (p2q8, 1024x512)
+MOONSHOT = 8.0          # image -> labels speed-up over the original code, beyond the goal
+MIN_AGREEMENT = 0.99    # of the labels with the original code's, for a path to count
 
 
 class LabelPath(NamedTuple):
@@ -165,7 +166,8 @@ def summarize(model_name, size, frames, results, rounds, iterations):
                         ("frame", frames[0][0]),
                         ("frame_size", "%dx%d" % (frames[0][1].shape[1], frames[0][1].shape[0])),
                         ("frames", [n for n, _ in frames]), ("rounds", rounds),
-                        ("iterations_per_round", iterations), ("rows", rows)])
+                        ("iterations_per_round", iterations), ("rows", rows),
+                        ("cpu", cpu_features.describe())])
 
 
 def _gate_text(gate):
@@ -198,14 +200,28 @@ def format_table(result):
 
 
 def verdict(result):
-    """Best path whose gate passed (fp32 paths need none), against the 5x goal."""
-    ok = [r for r in result["rows"][1:] if "speedup" in r
-          and (r["gate"] is None or r["gate"]["passed"])]
+    """The fastest path whose gate passed (fp32 paths need none) and whose labels equal the
+    original code's on >= 99 % of the pixels, against this CPU's goal (x5 with AVX-512
+    kernels, x3 without)."""
+    goal = result["cpu"]["goal"]
+    ran = [r for r in result["rows"][1:] if "speedup" in r]
+    gated = [r for r in ran if r["gate"] is None or r["gate"]["passed"]]
+    ok = [r for r in gated if r["agreement_mean"] >= MIN_AGREEMENT]
     if not ok:
-        return "no path ran"
+        return "no path ran" if not ran else \
+            "no path passed its gate with >= %.0f %% of the labels equal to the original's" % (
+                100 * MIN_AGREEMENT)
     best = max(ok, key=lambda r: r["speedup"])
-    state = "met" if best["speedup"] >= GOAL else "not met"
+    state = "met" if best["speedup"] >= goal else "not met"
     if best["speedup"] >= MOONSHOT:
         state = "met, moonshot x%.0f too" % MOONSHOT
-    return "best gated path: %s, x%.2f the original code image->labels (goal x%.0f: %s)" % (
-        best["path"], best["speedup"], GOAL, state)
+    text = ("best gated path with >= %.0f %% of the labels equal: %s, x%.2f the original code "
+            "image->labels (goal x%.0f: %s)" % (100 * MIN_AGREEMENT, best["path"], best["speedup"],
+                                               goal, state))
+    faster = [r for r in gated if r["speedup"] > best["speedup"] and r not in ok]
+    if faster:
+        fastest = max(faster, key=lambda r: r["speedup"])
+        text += "; faster but below %.0f %% equal: %s, x%.2f (%.2f %% equal)" % (
+            100 * MIN_AGREEMENT, fastest["path"], fastest["speedup"],
+            100 * fastest["agreement_mean"])
+    return text

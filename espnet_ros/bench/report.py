@@ -376,15 +376,17 @@ def write_labels_report(results, command, out_dir):
     """bench_cpu_labels.json and bench_cpu_labels.md of the image -> labels study
     (``bench.labels``, one result per model) in ``out_dir``; returns (the Markdown text, the
     JSON path)."""
+    from .cpu_features import text as cpu_text
     from .labels import format_table, verdict
     out_dir = Path(out_dir)
     sections = []
     for result in results:
-        sections.append("### %s at %s, frame %s (%s), %d rounds x %d\n\n%s\n\n%s\n%s, %d CPU(s)\n"
-                        % (result["model"], result["size"], result["frame"], result["frame_size"],
-                           result["rounds"], result["iterations_per_round"],
-                           format_table(result), verdict(result), result["load"],
-                           os.cpu_count()))
+        sections.append("### %s at %s, frame %s (%s), %d rounds x %d\n\n%s\n\n%s\n%s\n%s, %d "
+                        "CPU(s)\n" % (result["model"], result["size"], result["frame"],
+                                      result["frame_size"], result["rounds"],
+                                      result["iterations_per_round"], format_table(result),
+                                      verdict(result), cpu_text(result["cpu"]), result["load"],
+                                      os.cpu_count()))
     text = "\n".join(sections) + "`%s`\n" % command
     path = out_dir / "bench_cpu_labels.json"
     path.write_text(json.dumps(results, indent=1, default=str))

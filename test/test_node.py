@@ -410,6 +410,9 @@ def test_bench_node_end_to_end_structure(tmp_path, data_dir, interfaces_env):
     assert report["frame_size"] == "256x128" and report["model_size"] == "128x64"
     assert report["outputs"] == ["label", "color_mask", "overlay", "info"]
     assert report["skipped_outputs"] == {} and report["node_exit_code"] == 0
+    # Both sides' thread counts are reported: the node's as it served (it may give one back).
+    assert report["node_threads"] in (report["threads"], report["threads"] - 1, 1)
+    assert "%s in the node" % report["node_threads"] in (tmp_path / "bench_node.md").read_text()
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     for r in report["rounds"]:
         assert r["in_process"]["fps"] > 0 and r["node"]["frames"] > 0

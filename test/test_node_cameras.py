@@ -28,6 +28,27 @@ def _reader(probe, node):
     return reader
 
 
+def _check_threads_settled(log):
+    """threads: 0 on CPU: the node timed the forward on every core and on one fewer, and serves
+    with what ``keep_every_core`` says of the two times it logged (a 1-core machine: no trial)."""
+    import os
+    import re
+
+    from espnet_ros.messages.params import NODE_FRAME_WORK_MS, keep_every_core
+    cores = len(os.sched_getaffinity(0))
+    found = re.search(r"threads: (\d+) of (\d+) cores \(forward ([\d.]+) ms on \d+, ([\d.]+) ms "
+                      r"on \d+: ", log)
+    if cores < 2:
+        assert found is None and " 1 torch threads)" in log, log
+        return
+    assert found, log
+    kept, total, every_core_ms, one_fewer_ms = (float(v) for v in found.groups())
+    assert total == cores and kept in (cores, cores - 1)
+    if abs(one_fewer_ms - every_core_ms - NODE_FRAME_WORK_MS) > 0.2:  # the log rounds to 0.1 ms
+        assert kept == (cores if keep_every_core(every_core_ms, one_fewer_ms) else cores - 1)
+    assert " %d torch threads)" % kept in log, log
+
+
 def _start(probe, tmp_path, namespace, params):
     from sensor_msgs.msg import Image
     node = NodeProcess(namespace, params, tmp_path)
@@ -46,6 +67,7 @@ def test_each_camera_gets_its_own_outputs_from_one_batched_model(probe, tmp_path
     # max_rate_hz: the model thread rests between batches, so both cameras have a frame ready.
     node, pubs = _start(probe, tmp_path, "/multi", dict(PARAMS, max_rate_hz=4.0))
     try:
+        _check_threads_settled(node.log())
         topics = {c: "/multi/%s/espnet_segmentation/label" % c for c in pubs}
         msgs = {}
         for i in range(40):

@@ -228,6 +228,14 @@ def test_a_contradictory_uncalibrated_info_is_still_rejected(change, needle):
     assert needle in camera_info.problem(info)
 
 
+def test_the_node_keeps_every_core_only_where_the_forward_saves_more_than_its_other_work():
+    from espnet_ros.messages.params import NODE_FRAME_WORK_MS, keep_every_core
+    assert keep_every_core(150.0, 210.0)        # the default model at 1024x512 on 2 cores
+    assert not keep_every_core(9.5, 10.8)       # a 128x64 model
+    assert not keep_every_core(20.0, 20.0 + NODE_FRAME_WORK_MS)  # saving exactly the other work
+    assert keep_every_core(20.0, 31.0, other_work_ms=10.0)
+
+
 def test_torch_threads_use_every_core_on_cpu_and_follow_an_explicit_setting():
     from espnet_ros.messages.params import torch_threads
     assert torch_threads({"threads": 0, "device": "cpu"}, cores=2) == 2

@@ -74,6 +74,7 @@ class Pipeline:
         self.entry = segmenter.entry
         self.renderer = Renderer(self._palette(palette), alpha, visible)
         self.expected_fps = None
+        self.warmup_ms = None  # median inference ms of the last warm-up
         self._peak_pixels = 0
         self._trims_left = 0
 
@@ -251,5 +252,6 @@ class Pipeline:
             self.segmenter.predict([image])
             times.append((time.perf_counter() - start) * 1e3)
         median = float(np.median(times))
+        self.warmup_ms = median
         self.expected_fps = 1e3 / median if median > 0 else None
         return median

@@ -43,9 +43,11 @@ SPECS = (
               range=(0, 8192)),
     ParamSpec("input_height", 0, "model input height; 0: the model's native size", RELOAD,
               range=(0, 8192)),
-    ParamSpec("threads", 0, "torch intra-op threads; 0: on CPU every core this process may use "
-              "(more node FPS on 2 cores with a camera publishing, docs/benchmarks.md; set fewer "
-              "where other busy processes share the cores); torch's default on CUDA",
+    ParamSpec("threads", 0, "torch intra-op threads; 0: on CPU every core this process may use, "
+              "except that with the torch backend the node times the warm-up forward on every "
+              "core and on one fewer and gives a core back to its other threads when every core "
+              "saves less than their per-frame work (about 9 ms; docs/benchmarks.md); set fewer "
+              "where other busy processes share the cores; torch's default on CUDA",
               STARTUP, range=(0, 256)),
     ParamSpec("pipelining", True,
               "render and publish frame N on a second thread while frame N+1 runs through "
@@ -181,8 +183,8 @@ def torch_threads(config, cores=None):
     """The intra-op thread count for ``threads`` (None: leave torch's default).
 
     The default is every core: on 2 cores, with the camera driver in another process, the node
-    gave 1.4x the FPS of one thread (docs/benchmarks.md, "threads"); only with another process
-    keeping a core busy was one thread ahead, by 7 %.
+    gave 1.4x the FPS of one thread with the default model (docs/benchmarks.md, "threads");
+    where the forward is short the node then gives a core back (``keep_every_core``).
     """
     if config["threads"]:
         return int(config["threads"])
@@ -193,3 +195,18 @@ def torch_threads(config, cores=None):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
             (os.cpu_count() or 1)
     return max(1, cores)
+
+
+# The node's per-frame work outside the model (arrival, deserialize, colour, overlay, publish):
+# about 9 ms at 1024x512 camera frames with every output subscribed (docs/benchmarks.md,
+# "bench node"); its threads need a core of their own for that.
+NODE_FRAME_WORK_MS = 9.0
+
+
+def keep_every_core(every_core_ms, one_fewer_ms, other_work_ms=NODE_FRAME_WORK_MS):
+    """Whether a forward on every core (``every_core_ms``) rather than one core fewer
+    (``one_fewer_ms``) is worth the core the node's other threads would use: only when it saves
+    more per frame than their work. Measured on 2 cores: the default model at 1024x512 saved
+    about 60 ms and ran at 1.4x the node FPS on both cores; a 128x64 model saved about 1 ms and
+    ran at 0.7x."""
+    return one_fewer_ms - every_core_ms > other_work_ms

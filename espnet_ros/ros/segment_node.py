@@ -219,6 +219,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
     def _configure(self):
         """Loads the model and creates the outputs and the worker threads."""
         self.pipeline = self._build_pipeline(self.config)
+        self._settle_threads(self.pipeline)
         meter = (UnavailablePowerMeter("disabled by the power_source parameter")
                  if self.config["power_source"] == "none" else detect_power_source())
         self.power = PowerMonitor(meter)
@@ -325,6 +326,28 @@ class SegmentNode(LifecycleNodeMixin, Node):
         pipeline.renderer.set_visible(P.parse_class_list(config["visible_classes"],
                                                          pipeline.entry.classes))
         return pipeline
+
+    def _settle_threads(self, pipeline):
+        """``threads: 0`` with torch on the CPU: every core only where it pays. The warm-up ran
+        on every core; one core fewer is timed too, and the node keeps every core only when
+        that saves more per frame than its other threads' work (``P.keep_every_core``).
+        Other backends fixed their threads when built; a reload keeps the count chosen here."""
+        cores = torch_num_threads()
+        if self.config["threads"] or pipeline.backend != "torch" or cores < 2 \
+                or pipeline.device.type != "cpu" or pipeline.warmup_ms is None:
+            return
+        import torch
+        every_core_ms = pipeline.warmup_ms
+        torch.set_num_threads(cores - 1)
+        one_fewer_ms = pipeline.warm_up(self.config["warmup_frames"])
+        keep = P.keep_every_core(every_core_ms, one_fewer_ms)
+        if keep:
+            torch.set_num_threads(cores)
+            pipeline.warmup_ms, pipeline.expected_fps = every_core_ms, 1e3 / every_core_ms
+        self.get_logger().info(
+            "threads: %d of %d cores (forward %.1f ms on %d, %.1f ms on %d: %s)" % (
+                torch_num_threads(), cores, every_core_ms, cores, one_fewer_ms, cores - 1,
+                "every core pays" if keep else "the node's other threads keep a core"))
 
     def _publish_label_info(self):
         """Class id -> name of the model that serves now (void included), latched, on every

@@ -17,6 +17,7 @@ to (1), and the node's own per-stage times (its /diagnostics) are the figures of
 """
 import json
 import os
+import re
 import statistics
 import time
 from pathlib import Path
@@ -234,6 +235,7 @@ def run_bench(model, frame, frame_size, model_size, seconds, out_dir, outputs=("
                       {"threads": threads, "pipelining": str(pipelining).lower()})
         rig.frame_raw = raw
         rig.wait_ready()
+        node_threads = served_threads(rig.process.log())
         for index in range(rounds):
             bare = inproc.run(msg, seconds)
             paced_rate = max(0.5, 0.5 * bare["fps"])
@@ -264,12 +266,19 @@ def run_bench(model, frame, frame_size, model_size, seconds, out_dir, outputs=("
         node_exit = rig.close() if rig is not None else None
         rclpy.shutdown()
     report = summarize(model, frame_size, model_size, outputs, seconds, per_round)
-    report.update(threads=inproc.threads, pipelining=pipelining)
+    report.update(threads=inproc.threads, node_threads=node_threads, pipelining=pipelining)
     report["skipped_outputs"] = rig.skipped if rig is not None else {}
     report["node_exit_code"] = node_exit
     (out_dir / "bench_node.json").write_text(json.dumps(report, indent=2))
     (out_dir / "bench_node.md").write_text(markdown(report))
     return report
+
+
+def served_threads(log):
+    """The torch threads a node serves with, from its "serving" line (None: not found); with
+    ``threads: 0`` the node may give a core back (params.keep_every_core)."""
+    found = re.search(r"(\d+) torch threads\)", log)
+    return int(found.group(1)) if found else None
 
 
 def summarize(model, frame_size, model_size, outputs, seconds, per_round):
@@ -302,10 +311,11 @@ def round_line(r):
 
 def markdown(report):
     lines = [
-        "%s, model input %s, camera frames %s bgr8, outputs: %s; torch threads: %s; "
-        "node pipelining: %s" % (report["model"], report["model_size"], report["frame_size"],
-                                 ", ".join(report["outputs"]), report.get("threads"),
-                                 report.get("pipelining")),
+        "%s, model input %s, camera frames %s bgr8, outputs: %s; torch threads: %s in process, "
+        "%s in the node; node pipelining: %s" % (
+            report["model"], report["model_size"], report["frame_size"],
+            ", ".join(report["outputs"]), report.get("threads"), report.get("node_threads"),
+            report.get("pipelining")),
         "",
         "| round | in process FPS | in process p50 / p95 ms | node FPS | ratio | node latency "
         "p50 / p95 ms | added p50 / p95 ms | node CPU (cores) | driver CPU (cores) |",

@@ -1,5 +1,7 @@
 """lifecycle:=true: the node as a managed node, driven by the real ``ros2 lifecycle`` command and
 by launch_ros's LifecycleNode from segment.launch.py (autostart:=true)."""
+import os
+import re
 import subprocess
 import time
 
@@ -85,6 +87,12 @@ def test_ros2_lifecycle_drives_the_node_through_every_state(probe, frame, ros2_e
         assert lifecycle(ros2_env, "get", name)[1].startswith("unconfigured [1]")
         assert "configure failed: " in node.log() and "no-such-model" in node.log()
         assert probe.set_parameters(name, model=MODEL)[0].successful
+        # Configured again: the thread trial starts from every core, not from what it kept.
+        code, out = lifecycle(ros2_env, "set", name, "configure")
+        assert code == 0 and "Transitioning successful" in out, out
+        cores = len(os.sched_getaffinity(0))
+        trials = re.findall(r"threads: \d+ of (\d+) cores", node.log())
+        assert trials == ([str(cores)] * 2 if cores > 1 else []), node.log()
 
         code, out = lifecycle(ros2_env, "set", name, "shutdown")
         assert code == 0 and "Transitioning successful" in out, out

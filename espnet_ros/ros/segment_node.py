@@ -133,15 +133,11 @@ class SegmentNode(LifecycleNodeMixin, Node):
         self.managed = bool(self.config["lifecycle"])
 
     def _prepare_runtime(self):
-        """User-trained models and torch's thread count, before any model is built."""
+        """User-trained models, before any model is built."""
         try:  # checkpoints trained with espnet-ros train, named in $ESPNET_ROS_MODELS
             register_user_models()
         except (OSError, ValueError) as exc:
             self.get_logger().warning("ESPNET_ROS_MODELS: %s" % exc)
-        threads = P.torch_threads(self.config)
-        if threads:
-            import torch
-            torch.set_num_threads(threads)
 
     def _define_inputs(self):
         """The cameras (topic layout in node_camera.py) and the image message type they send;
@@ -218,6 +214,10 @@ class SegmentNode(LifecycleNodeMixin, Node):
 
     def _configure(self):
         """Loads the model and creates the outputs and the worker threads."""
+        threads = P.torch_threads(self.config)
+        if threads:  # again at each configure: a settled count is for the model it measured
+            import torch
+            torch.set_num_threads(threads)
         self.pipeline = self._build_pipeline(self.config)
         self._settle_threads(self.pipeline)
         meter = (UnavailablePowerMeter("disabled by the power_source parameter")

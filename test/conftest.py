@@ -59,8 +59,7 @@ SLOW_TESTS = {
     "test_cli.py::test_models_table_and_json",
     "test_cli.py::test_predict_unknown_model_and_missing_weights",
     "test_cli.py::test_predict_writes_label_color_overlay_for_the_sample_frames",
-    "test_int8_recipe.py::test_int8_leaves_adds_concats_and_batchnorms_and_kept_blocks_in_fp32"
-    "_kept_blocks_fp32",
+    "test_int8_recipe.py::test_int8_leaves_adds_concats_batchnorms_and_kept_blocks_in_fp32",
     "test_lowp.py::test_a_changed_key_rebuilds_and_an_unchanged_one_loads",
     "test_lowp.py::test_a_corrupt_cached_model_is_removed_with_a_warning_and_rebuilt",
     "test_lowp.py::test_a_new_calibration_set_is_a_new_key",

@@ -100,3 +100,38 @@ def test_start_up_failure_keeps_exit_1_with_its_reason(tmp_path):
     reason = log.split("segment_node failed to start: ", 1)[1].splitlines()[0]
     assert "without published weights" in reason, log
     assert "Traceback" not in log
+
+
+_START_ERROR = """
+import os, signal, time
+import espnet_ros.ros.node_main as node_main
+
+def init_ros(args, stop):
+    try:
+        if {signal}:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    except BaseException as exc:  # what numpy's C import does with the signal's exception
+        raise ImportError('PyCapsule_Import could not import module "datetime"') from exc
+    raise ImportError('PyCapsule_Import could not import module "datetime"')
+
+node_main.init_ros = init_ros
+node_main.main([])
+"""
+
+
+@pytest.mark.parametrize("signalled", [True, False], ids=["stopped", "not stopped"])
+def test_a_stop_that_comes_out_as_another_error_is_still_a_clean_exit(signalled):
+    """A SIGINT that lands inside a C extension's import comes out as that import's error
+    (numpy: ImportError "PyCapsule_Import could not import module", seen once in CI): the
+    start was stopped, exit 0. The same error without a signal is a start failure, exit 1."""
+    import subprocess
+    result = subprocess.run([sys.executable, "-c", _START_ERROR.format(signal=signalled)],
+                            env=_env(), capture_output=True, text=True, timeout=120)
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out, out
+    if signalled:
+        assert result.returncode == 0 and "stopping on SIGINT" in out, out
+        assert "failed to start" not in out, out
+    else:
+        assert result.returncode == 1 and "failed to start: PyCapsule_Import" in out, out

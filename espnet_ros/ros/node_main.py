@@ -45,9 +45,12 @@ def main(args=None):
     except Exception as exc:
         if node is not None:
             raise  # a failure while serving keeps its traceback
-        log.error("segment_node failed to start: %s", str(exc) or type(exc).__name__)
-        deliver_before_exit()  # the error above to /rosout readers (rqt_console)
-        code = 1
+        if not stop.requested.is_set():
+            log.error("segment_node failed to start: %s", str(exc) or type(exc).__name__)
+            deliver_before_exit()  # the error above to /rosout readers (rqt_console)
+            code = 1
+        # else: the stop signal interrupted the start and came out as another exception (numpy's
+        # C extensions turn it into ImportError when it lands in their import): a clean stop.
     finally:
         if stop.requested.is_set():
             log.info("stopping on %s", stop.name)

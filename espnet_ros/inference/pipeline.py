@@ -73,7 +73,6 @@ class Pipeline:
         self.segmenter = segmenter
         self.entry = segmenter.entry
         self.renderer = Renderer(self._palette(palette), alpha, visible)
-        self.expected_fps = None
         self.warmup_ms = None  # median inference ms of the last warm-up
         self._peak_pixels = 0
         self._trims_left = 0
@@ -95,6 +94,11 @@ class Pipeline:
         if warmup_frames:
             pipeline.warm_up(warmup_frames)
         return pipeline
+
+    @property
+    def expected_fps(self):
+        """Inference-only frames per second from the last warm-up (None: not warmed up)."""
+        return 1e3 / self.warmup_ms if self.warmup_ms else None
 
     @property
     def backend(self):
@@ -253,5 +257,4 @@ class Pipeline:
             times.append((time.perf_counter() - start) * 1e3)
         median = float(np.median(times))
         self.warmup_ms = median
-        self.expected_fps = 1e3 / median if median > 0 else None
         return median

@@ -190,11 +190,15 @@ def torch_threads(config, cores=None):
         return int(config["threads"])
     if not str(config["device"]).startswith("cpu"):
         return None
-    if cores is None:
-        import os
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            (os.cpu_count() or 1)
-    return max(1, cores)
+    return max(1, usable_cores() if cores is None else cores)
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity where the OS has one)."""
+    import os
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # The node's per-frame work outside the model (arrival, deserialize, colour, overlay, publish):
@@ -207,6 +211,6 @@ def keep_every_core(every_core_ms, one_fewer_ms, other_work_ms=NODE_FRAME_WORK_M
     """Whether a forward on every core (``every_core_ms``) rather than one core fewer
     (``one_fewer_ms``) is worth the core the node's other threads would use: only when it saves
     more per frame than their work. Measured on 2 cores: the default model at 1024x512 saved
-    about 60 ms and ran at 1.4x the node FPS on both cores; a 128x64 model saved about 1 ms and
+    about 85 ms and ran at 1.4x the node FPS on both cores; a 128x64 model saved about 1 ms and
     ran at 0.7x."""
     return one_fewer_ms - every_core_ms > other_work_ms

@@ -343,7 +343,7 @@ class SegmentNode(LifecycleNodeMixin, Node):
         keep = P.keep_every_core(every_core_ms, one_fewer_ms)
         if keep:
             torch.set_num_threads(cores)
-            pipeline.warmup_ms, pipeline.expected_fps = every_core_ms, 1e3 / every_core_ms
+            pipeline.warmup_ms = every_core_ms
         self.get_logger().info(
             "threads: %d of %d cores (forward %.1f ms on %d, %.1f ms on %d: %s)" % (
                 torch_num_threads(), cores, every_core_ms, cores, one_fewer_ms, cores - 1,

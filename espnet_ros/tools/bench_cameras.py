@@ -10,7 +10,6 @@ camera, CPU of the node processes and of this driver, and from the nodes' /diagn
 stage p50s and, for the one node, forward calls against frames (one call per batch).
 """
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -180,7 +179,8 @@ def each_node_threads(cameras, cores=None):
     """Torch threads of each of N single-camera nodes: the cores shared out (at least one), what
     one would set for N nodes on one machine; each node's default (all cores) would make N
     nodes oversubscribe the cores N times."""
-    return max(1, (cores or os.cpu_count() or 1) // max(1, cameras))
+    from ..messages.params import usable_cores
+    return max(1, (cores or usable_cores()) // max(1, cameras))
 
 
 def run_bench(model, frame, cameras, frame_size, model_size, seconds, runs, out_dir, env=None,
